@@ -1,0 +1,60 @@
+# The Annotated BERT. `make test` is the one command CI runs; `make book` rebuilds the book.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# Torch goes in first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
+NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
+# Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
+PYTEST_WORKERS ?= 2
+
+.PHONY: help setup test test-unit test-chapters book export sync figures lab clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv: torch ($(TORCH)), then the project with its dev extras
+
+test: setup  ## every check: pairing, package freshness, unit/parity tests, every chapter under strict nbval
+	$(PY) tools/book.py check
+	$(PY) tools/export.py --check
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests $(NOTEBOOKS) \
+	    --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600
+
+test-unit: setup  ## only tests/ (fast)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests
+
+test-chapters: setup  ## only the chapters, under strict nbval
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(NOTEBOOKS) \
+	    --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600
+
+export: setup  ## write src/annotated_bert/ from the chapters' exported cells
+	$(PY) tools/export.py
+
+book: export  ## the main job: execute every chapter in place, regenerate figures/, re-export the package
+	$(PY) tools/book.py run $(CHAPTERS)
+	$(PY) tools/export.py --check
+
+figures: book  ## figures/ is written by the chapters, so this is `make book`
+
+sync: setup  ## pair each chapters/*.py with its .ipynb (the newer side wins, outputs kept)
+	$(VENV)/bin/jupytext --sync $(CHAPTERS)
+
+lab: setup  ## JupyterLab on the project's environment, opened on the chapters
+	$(VENV)/bin/jupyter lab chapters
+
+clean:  ## remove the environment and caches (not the committed notebooks or figures)
+	rm -rf $(VENV) .pytest_cache .hypothesis _build src/*.egg-info
+	find . -name __pycache__ -prune -exec rm -rf {} +
