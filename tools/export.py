@@ -32,7 +32,7 @@ import jupytext
 
 PACKAGE = "annotated_bert"
 DIRECTIVE = re.compile(r"^#\|\s*export\s*:\s*(?P<module>\S+)\s*$")
-LOOKS_LIKE_DIRECTIVE = re.compile(r"^#\|\s*export\b")
+LOOKS_LIKE_DIRECTIVE = re.compile(r"^#\|\s*export")
 CHAPTER_NAME = re.compile(r"^\d\d_\w+\.py$")
 
 # The names `from annotated_bert import ...` offers, module by module. A module that does not

@@ -15,22 +15,27 @@ import torch.nn.functional as F
 
 
 def check_attention_inputs(query, key, value, mask=None):
-    """Raise a ValueError that names the shapes when attention's inputs do not fit together."""
+    """Raise a ValueError that names the shapes when attention's inputs do not fit together.
+
+    query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
+    leading dims that broadcast, and `mask` a bool tensor that broadcasts to [..., T_q, T_k]
+    without changing that shape.
+    """
+    shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
     if not (query.dim() == key.dim() == value.dim() >= 2):
         raise ValueError(
-            "query, key and value must have the same rank, at least 2 ([..., seq_len, features]); "
-            f"got query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
+            f"query, key and value must have the same rank, at least 2 ([..., seq_len, features]); got {shapes}"
         )
     if query.size(-1) != key.size(-1):
-        raise ValueError(
-            f"query and key must share their last dimension d_k; got query {list(query.shape)} "
-            f"and key {list(key.shape)}"
-        )
+        raise ValueError(f"query and key must share their last dimension d_k; got {shapes}")
     if key.size(-2) != value.size(-2):
+        raise ValueError(f"key and value must have the same number of positions (dim -2); got {shapes}")
+    try:
+        batch_shape = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except RuntimeError:
         raise ValueError(
-            f"key and value must have the same number of positions (dim -2); got key {list(key.shape)} "
-            f"and value {list(value.shape)}"
-        )
+            f"the leading (batch) dimensions of query, key and value do not broadcast; got {shapes}"
+        ) from None
     if mask is None:
         return
     if mask.dtype != torch.bool:
@@ -38,8 +43,7 @@ def check_attention_inputs(query, key, value, mask=None):
             f"mask must be a bool tensor, True where a query may attend to a key; got dtype {mask.dtype}. "
             "For a 1/0 attention_mask of shape [batch, seq_len], pass key_padding_mask(attention_mask)."
         )
-    scores_shape = torch.Size([*torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]),
-                               query.size(-2), key.size(-2)])
+    scores_shape = torch.Size([*batch_shape, query.size(-2), key.size(-2)])
     try:
         broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
     except RuntimeError:
@@ -55,8 +59,9 @@ def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
     """Scaled dot-product attention, softmax(Q Kᵀ / sqrt(d_k)) V.
 
     query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]; `mask` is a bool tensor that
-    broadcasts to [..., T_q, T_k], True where a query may attend to a key.
-    Returns the output [..., T_q, d_v] and the attention probabilities [..., T_q, T_k].
+    broadcasts to [..., T_q, T_k], True where a query may attend to a key. `dropout`, if given, is
+    applied to the weights that multiply the values.
+    Returns the output [..., T_q, d_v] and the attention probabilities [..., T_q, T_k] (before dropout).
     """
     check_attention_inputs(query, key, value, mask)
     d_k = query.size(-1)
@@ -64,11 +69,9 @@ def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
     if mask is not None:
         # The most negative finite float rather than -inf: a row whose keys are all hidden
         # then becomes uniform instead of NaN.
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)  # (..., T_q, T_k)
     attention_probs = scores.softmax(dim=-1)  # (..., T_q, T_k)
-    # BERT drops whole attention weights during training; we return the probabilities before
-    # dropout, which are what a reader wants to look at.
-    dropped_probs = dropout(attention_probs) if dropout is not None else attention_probs
+    dropped_probs = dropout(attention_probs) if dropout is not None else attention_probs  # (..., T_q, T_k)
     return dropped_probs @ value, attention_probs  # (..., T_q, d_v), (..., T_q, T_k)
 
 
@@ -79,8 +82,12 @@ def key_padding_mask(attention_mask):
     produce outputs, which callers ignore.
     """
     if attention_mask.dim() != 2:
+        raise ValueError(f"attention_mask must have shape [batch, seq_len]; got {list(attention_mask.shape)}")
+    if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
+        # An additive mask (0 / -10000) would otherwise turn into the opposite bool mask.
         raise ValueError(
-            f"attention_mask must have shape [batch, seq_len]; got {list(attention_mask.shape)}"
+            "attention_mask must hold only 1 (real token) and 0 (padding); got values "
+            f"{sorted(set(attention_mask.flatten().tolist()))[:6]}"
         )
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
 
@@ -89,15 +96,24 @@ def key_padding_mask(attention_mask):
 
 
 def split_heads(x, num_heads: int):
-    """[batch, seq_len, hidden] -> [batch, heads, seq_len, hidden / heads]."""
+    """[batch, seq_len, hidden] -> [batch, heads, seq_len, hidden / heads], each head a slice of features."""
+    if x.dim() != 3 or x.size(-1) % num_heads != 0:
+        raise ValueError(
+            f"split_heads needs [batch, seq_len, hidden] with hidden divisible by num_heads={num_heads}; "
+            f"got {list(x.shape)}"
+        )
     batch, seq_len, hidden = x.shape
-    return x.view(batch, seq_len, num_heads, hidden // num_heads).transpose(1, 2)
+    x = x.view(batch, seq_len, num_heads, hidden // num_heads)  # (B, T, heads, d_head)
+    return x.transpose(1, 2)                                    # (B, heads, T, d_head)
 
 
 def merge_heads(x):
     """[batch, heads, seq_len, d_head] -> [batch, seq_len, heads * d_head]: the inverse of split_heads."""
+    if x.dim() != 4:
+        raise ValueError(f"merge_heads needs [batch, heads, seq_len, d_head]; got {list(x.shape)}")
     batch, heads, seq_len, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, seq_len, heads * d_head)
+    # transpose leaves x non-contiguous, so reshape (which copies) rather than view
+    return x.transpose(1, 2).reshape(batch, seq_len, heads * d_head)  # (B, T, H)
 
 
 class MultiHeadAttention(nn.Module):
@@ -105,6 +121,9 @@ class MultiHeadAttention(nn.Module):
 
     forward(hidden_states [B, T, H], mask=None, output_attentions=False)
     -> (output [B, T, H], attention_probs [B, heads, T, T] or None)
+
+    `mask` is a bool tensor that broadcasts to [B, heads, T, T], True where a query may attend to a
+    key; key_padding_mask(attention_mask) makes one from a 1/0 attention_mask [B, T].
     """
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
@@ -132,12 +151,16 @@ class MultiHeadAttention(nn.Module):
         key = split_heads(self.key(hidden_states), self.num_heads)      # (B, heads, T, d_head)
         value = split_heads(self.value(hidden_states), self.num_heads)  # (B, heads, T, d_head)
         if output_attentions:
-            context, attention_probs = attention(query, key, value, mask, self.dropout)
+            context, attention_probs = attention(query, key, value, mask, self.dropout)  # (B, heads, T, d_head)
         else:
-            # The same function in one fused kernel, when nobody needs the probabilities.
             check_attention_inputs(query, key, value, mask)
+            if mask is not None:
+                # additive form, as in `attention`: a query with no visible key averages all values
+                mask = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill(
+                    ~mask, torch.finfo(query.dtype).min
+                )  # (B or 1, 1 or heads, 1 or T, T)
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
-            )
+            )  # (B, heads, T, d_head)
             attention_probs = None
-        return self.output(merge_heads(context)), attention_probs  # (B, T, H)
+        return self.output(merge_heads(context)), attention_probs  # (B, T, H), (B, heads, T, T)

@@ -12,23 +12,31 @@ from torch import nn
 # ---- chapters/04_embeddings.py ------------------------------------------------------
 
 
-def sinusoidal_positions(num_positions: int, hidden_size: int):
-    """The fixed encoding of "Attention Is All You Need" (BERT learns its positions instead).
+def check_ids(name: str, ids, limit: int, limit_name: str):
+    """Ids must be a [batch, seq_len] integer tensor with every value in [0, limit).
 
-    PE[pos, 2i] = sin(pos / 10000^(2i/H)), PE[pos, 2i+1] = cos(pos / 10000^(2i/H)); shape [num_positions, H].
+    Raises a ValueError naming the tensor, the offending value and its place, and the limit.
     """
-    positions = torch.arange(num_positions, dtype=torch.float32)[:, None]            # (P, 1)
-    frequencies = torch.exp(
-        torch.arange(0, hidden_size, 2, dtype=torch.float32) * (-math.log(10000.0) / hidden_size)
-    )                                                                                 # (ceil(H/2),)
-    encoding = torch.zeros(num_positions, hidden_size)
-    encoding[:, 0::2] = torch.sin(positions * frequencies)
-    encoding[:, 1::2] = torch.cos(positions * frequencies[: hidden_size // 2])
-    return encoding                                                                   # (P, H)
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [batch, seq_len]; got {type(ids).__name__}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must have shape [batch, seq_len]; got shape {list(ids.shape)}")
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"{name} must hold integer ids (torch.long or torch.int); got dtype {ids.dtype}")
+    outside = (ids < 0) | (ids >= limit)                                              # (B, T)
+    if outside.any():
+        batch_index, position = (int(i) for i in outside.nonzero()[0])
+        raise ValueError(
+            f"{name}[{batch_index}, {position}] is {int(ids[batch_index, position])}, "
+            f"outside [0, {limit_name}={limit})"
+        )
 
 
 class BertEmbeddings(nn.Module):
-    """LayerNorm(token[ids] + position[0..T-1] + segment[token_type_ids]), then dropout."""
+    """Dropout(LayerNorm(token[input_ids] + segment[token_type_ids] + position[0..T-1])).
+
+    forward(input_ids [B, T], token_type_ids [B, T] or None (all sentence A)) -> [B, T, hidden_size]
+    """
 
     def __init__(self, vocab_size: int, hidden_size: int, max_position_embeddings: int = 512,
                  type_vocab_size: int = 2, dropout: float = 0.1, layer_norm_eps: float = 1e-12,
@@ -42,31 +50,37 @@ class BertEmbeddings(nn.Module):
 
     def forward(self, input_ids, token_type_ids=None):
         check_ids("input_ids", input_ids, self.token.num_embeddings, "vocab_size")
-        seq_len = input_ids.size(1)
-        if seq_len > self.position.num_embeddings:
+        seq_len, max_len = input_ids.size(1), self.position.num_embeddings
+        if seq_len > max_len:
             raise ValueError(
-                f"sequence length {seq_len} exceeds max_position_embeddings "
-                f"{self.position.num_embeddings}: truncate the input"
+                f"input_ids has {seq_len} positions but max_position_embeddings is {max_len}: the position "
+                f"table has rows for positions 0..{max_len - 1} only; truncate the input to {max_len} tokens"
             )
         if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        elif token_type_ids.shape != input_ids.shape:
-            raise ValueError(
-                f"token_type_ids must have the shape of input_ids {list(input_ids.shape)}; "
-                f"got {list(token_type_ids.shape)}"
-            )
+            token_type_ids = torch.zeros_like(input_ids)                              # (B, T)
         check_ids("token_type_ids", token_type_ids, self.segment.num_embeddings, "type_vocab_size")
+        if token_type_ids.shape != input_ids.shape:
+            raise ValueError(f"token_type_ids has shape {list(token_type_ids.shape)}; it must match "
+                             f"input_ids, {list(input_ids.shape)}")
         positions = torch.arange(seq_len, device=input_ids.device)                       # (T,)
-        summed = self.token(input_ids) + self.position(positions) + self.segment(token_type_ids)  # (B, T, H)
-        return self.dropout(self.layer_norm(summed))
+        summed = (self.token(input_ids)                                                  # (B, T, H)
+                  + self.segment(token_type_ids)                                         # (B, T, H)
+                  + self.position(positions))                                            # (T, H), broadcast
+        return self.dropout(self.layer_norm(summed))                                     # (B, T, H)
 
 
-def check_ids(name: str, ids, limit: int, limit_name: str):
-    """Ids must be a [batch, seq_len] integer tensor in [0, limit): say which value broke it, and the limit."""
-    if ids.dim() != 2:
-        raise ValueError(f"{name} must have shape [batch, seq_len]; got {list(ids.shape)}")
-    if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise ValueError(f"{name} must be an integer tensor; got dtype {ids.dtype}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= limit):
-        bad = int(ids.max()) if int(ids.max()) >= limit else int(ids.min())
-        raise ValueError(f"{name} holds {bad}, outside [0, {limit_name}={limit})")
+def sinusoidal_positions(num_positions: int, hidden_size: int):
+    """The fixed encoding of "Attention Is All You Need", [num_positions, hidden_size] (BERT learns its own).
+
+    PE[pos, 2i] = sin(pos / 10000^(2i/H)) and PE[pos, 2i+1] = cos(pos / 10000^(2i/H)); an odd H ends on a sine.
+    """
+    if num_positions < 0 or hidden_size < 1:
+        raise ValueError(f"need num_positions >= 0 and hidden_size >= 1; got {num_positions} and {hidden_size}")
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]                   # (P, 1)
+    pair_index = torch.arange(0, hidden_size, 2, dtype=torch.float64)                       # (ceil(H/2),): 2i
+    frequencies = torch.exp(pair_index * (-math.log(10000.0) / hidden_size))                # (ceil(H/2),)
+    angles = positions * frequencies                                                        # (P, ceil(H/2))
+    encoding = torch.empty(num_positions, hidden_size, dtype=torch.float64)                 # (P, H)
+    encoding[:, 0::2] = torch.sin(angles)
+    encoding[:, 1::2] = torch.cos(angles[:, : hidden_size // 2])
+    return encoding.float()                                                                 # (P, H)

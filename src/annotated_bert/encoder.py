@@ -17,12 +17,19 @@ from annotated_bert.attention import MultiHeadAttention
 
 
 def gelu(x):
-    """GELU in its exact form, x·Φ(x), with Φ the standard normal CDF written through erf."""
+    """GELU in its exact form, x·Φ(x), with Φ the standard normal CDF written through erf.
+
+    This is Hugging Face's "gelu" and PyTorch's F.gelu (approximate="none"); the tanh approximation
+    differs from it by up to about 4.7e-4.
+    """
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
 class FeedForward(nn.Module):
-    """Position-wise feed-forward: Linear(H, I) -> GELU -> Linear(I, H), the same at every position."""
+    """Position-wise feed-forward: Linear(H, I) -> GELU -> Linear(I, H), the same at every position.
+
+    BERT puts no dropout inside it (the Annotated Transformer and nn.TransformerEncoderLayer do).
+    """
 
     def __init__(self, hidden_size: int, intermediate_size: int):
         super().__init__()
@@ -30,8 +37,22 @@ class FeedForward(nn.Module):
         self.contract = nn.Linear(intermediate_size, hidden_size)
 
     def forward(self, hidden_states):
-        # F.gelu (approximate="none") is exactly `gelu` above, fused into one kernel.
-        return self.contract(F.gelu(self.expand(hidden_states)))  # (B, T, I) -> (B, T, H)
+        if hidden_states.size(-1) != self.expand.in_features:
+            raise ValueError(
+                f"FeedForward expects a last dimension of hidden_size={self.expand.in_features}; "
+                f"got hidden_states of shape {list(hidden_states.shape)}"
+            )
+        inner = F.gelu(self.expand(hidden_states))  # (B, T, I), exact GELU like `gelu` above
+        return self.contract(inner)                  # (B, T, H)
+
+
+def check_hidden_states(hidden_states, hidden_size: int, where: str):
+    """Raise a ValueError that names the shapes unless hidden_states is [batch, seq_len, hidden_size]."""
+    if hidden_states.dim() != 3 or hidden_states.size(-1) != hidden_size:
+        raise ValueError(
+            f"{where} expects hidden_states of shape [batch, seq_len, hidden_size={hidden_size}]; "
+            f"got {list(hidden_states.shape)}"
+        )
 
 
 class EncoderLayer(nn.Module):
@@ -39,22 +60,30 @@ class EncoderLayer(nn.Module):
 
         a = LayerNorm(x + Dropout(SelfAttention(x)))
         y = LayerNorm(a + Dropout(FeedForward(a)))
+
+    forward(hidden_states [B, T, H], mask=None, output_attentions=False)
+    -> (hidden_states [B, T, H], attention_probs [B, heads, T, T] or None).
+    `mask` is a bool tensor broadcastable to [B, heads, T, T], True where a query may attend to a key.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, dropout: float = 0.1,
                  attention_dropout: float = 0.1, layer_norm_eps: float = 1e-12):
         super().__init__()
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
         self.attention = MultiHeadAttention(hidden_size, num_heads, attention_dropout)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.feed_forward = FeedForward(hidden_size, intermediate_size)
         self.output_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        # One module serves both residual branches: dropout has no parameters.
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, hidden_states, mask=None, output_attentions: bool = False):
-        attended, attention_probs = self.attention(hidden_states, mask, output_attentions)
-        hidden_states = self.attention_norm(hidden_states + self.dropout(attended))        # (B, T, H)
-        transformed = self.feed_forward(hidden_states)
-        hidden_states = self.output_norm(hidden_states + self.dropout(transformed))       # (B, T, H)
+        check_hidden_states(hidden_states, self.hidden_size, "EncoderLayer")
+        attended, attention_probs = self.attention(hidden_states, mask, output_attentions)  # (B, T, H)
+        hidden_states = self.attention_norm(hidden_states + self.dropout(attended))          # (B, T, H)
+        transformed = self.feed_forward(hidden_states)                                       # (B, T, H)
+        hidden_states = self.output_norm(hidden_states + self.dropout(transformed))          # (B, T, H)
         return hidden_states, attention_probs
 
 
@@ -66,11 +95,16 @@ class EncoderOutput:
 
 
 class Encoder(nn.Module):
-    """A stack of `num_layers` encoder layers."""
+    """A stack of `num_layers` encoder layers.
+
+    forward(hidden_states [B, T, H], mask=None, output_attentions=False, output_hidden_states=False)
+    -> EncoderOutput. `mask` is a bool tensor broadcastable to [B, heads, T, T] (key_padding_mask makes one).
+    """
 
     def __init__(self, num_layers: int, hidden_size: int, num_heads: int, intermediate_size: int,
                  dropout: float = 0.1, attention_dropout: float = 0.1, layer_norm_eps: float = 1e-12):
         super().__init__()
+        self.hidden_size = hidden_size
         self.layers = nn.ModuleList(
             EncoderLayer(hidden_size, num_heads, intermediate_size, dropout, attention_dropout, layer_norm_eps)
             for _ in range(num_layers)
@@ -78,14 +112,15 @@ class Encoder(nn.Module):
 
     def forward(self, hidden_states, mask=None, output_attentions: bool = False,
                 output_hidden_states: bool = False) -> EncoderOutput:
+        check_hidden_states(hidden_states, self.hidden_size, "Encoder")
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states, attention_probs = layer(hidden_states, mask, output_attentions)
+            hidden_states, attention_probs = layer(hidden_states, mask, output_attentions)  # (B, T, H)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
             if output_attentions:
-                all_attentions.append(attention_probs)
+                all_attentions.append(attention_probs)                                   # (B, heads, T, T)
         return EncoderOutput(
             last_hidden_state=hidden_states,
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
