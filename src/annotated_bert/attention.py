@@ -7,8 +7,8 @@
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 # ---- chapters/01_attention.py -------------------------------------------------------
