@@ -2,5 +2,6 @@
 """The Annotated BERT: BERT built chapter by chapter; each module comes from a chapter."""
 
 __version__ = "0.1.0"
+from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 
-modules = ['attention', 'embeddings', 'encoder', 'viz']
+modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'tokenization', 'viz']
