@@ -13,7 +13,7 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-unit test-chapters book export sync figures lab clean
+.PHONY: help setup test test-unit test-chapters book export sync figures lab bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ sync: setup  ## pair each chapters/*.py with its .ipynb (the newer side wins, ou
 
 lab: setup  ## JupyterLab on the project's environment, opened on the chapters
 	$(VENV)/bin/jupyter lab chapters
+
+bench: setup  ## time our BertModel against transformers' (MiniLM and BERT-base sizes), ours / theirs
+	$(PY) tools/bench.py
 
 clean:  ## remove the environment and caches (not the committed notebooks or figures)
 	rm -rf $(VENV) .pytest_cache .hypothesis _build src/*.egg-info

@@ -2,6 +2,7 @@
 """The Annotated BERT: BERT built chapter by chapter; each module comes from a chapter."""
 
 __version__ = "0.1.0"
+from annotated_bert.model import BertConfig, BertModel  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 
-modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'tokenization', 'viz']
+modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'model', 'pretrained', 'tokenization', 'viz']
