@@ -3,6 +3,7 @@
 
 __version__ = "0.1.0"
 from annotated_bert.model import BertConfig, BertModel  # noqa: E402
+from annotated_bert.pretraining import BertForPreTraining  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 
-modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'model', 'pretrained', 'tokenization', 'viz']
+modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'model', 'pretrained', 'pretraining', 'tokenization', 'viz']
