@@ -586,7 +586,7 @@ axis.set_yticks([1, 0], labels)
 axis.set_xlabel("milliseconds per forward + backward (best of 6, one thread)")
 axis.set_title(f"Scoring only the masked positions (V = 8,000, B = {batch_size}, T = {seq_len})")
 axis.legend(loc="lower right", fontsize=8)
-figure.savefig("../figures/08_masked_positions_speedup.png", dpi=120, bbox_inches="tight")
+# Shown, not saved to figures/: measured timings would rewrite the file on every run.
 plt.show()
 
 # %% [markdown]

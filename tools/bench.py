@@ -1,17 +1,24 @@
 """Time our BertModel against transformers' BertModel, in one process, interleaved.
 
-    python tools/bench.py                 # MiniLM and BERT-base sizes, inference and a training step
-    python tools/bench.py --quick         # a tiny model, a few repeats: a smoke test
+    python tools/bench.py                      # MiniLM and BERT-base sizes, inference and a training step
+    python tools/bench.py --sizes minilm --repeats 41
+    python tools/bench.py --quick              # a tiny model, a few repeats: a smoke test
 
-Both models hold the same weights (ours is loaded from the checkpoint transformers saved) and use their
-default attention: ours the fused scaled_dot_product_attention when no probabilities are asked for,
-theirs "sdpa". Runs alternate ours, theirs, ours, theirs, ... so that both see the same machine state;
-each reported time is the median over the repeats. The ratio is ours / theirs: below 1.0 we are faster.
+Both models hold the same weights (transformers' random model is saved and ours loads that checkpoint) and
+use their default attention: ours the fused scaled_dot_product_attention when no probabilities are asked
+for, theirs "sdpa". Inference is eval mode under torch.inference_mode; a training step is train mode (dropout
+on), a forward pass and the backward pass of a scalar loss. The runs alternate ours, theirs, theirs, ours, ...
+(who goes first flips every repeat) so that both see the same machine state, after warm-up runs of each.
+
+Each time in the table is the median over the repeats; "ratio" is ours / theirs of those medians (below 1.0:
+ours is faster). "paired ratio" is the median of ours / theirs within each back-to-back pair, with its
+quartiles: on a shared, noisy machine it is the steadier number, and a wide range says the machine was busy.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -25,14 +32,16 @@ import transformers
 
 from annotated_bert import BertModel
 
+# Each size: the model's config (transformers' field names) plus the batch it is timed on.
 SIZES = {
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
-                 batch=2, seq_len=32),
-    "MiniLM (6 x 384)": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                             intermediate_size=1536, batch=8, seq_len=128),
-    "BERT-base (12 x 768)": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                 intermediate_size=3072, batch=4, seq_len=128),
+    "tiny": dict(label="tiny (2 x 64)", vocab_size=1000, hidden_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, intermediate_size=256, batch=2, seq_len=32),
+    "minilm": dict(label="MiniLM (6 x 384)", vocab_size=30522, hidden_size=384, num_hidden_layers=6,
+                   num_attention_heads=12, intermediate_size=1536, batch=8, seq_len=128),
+    "base": dict(label="BERT-base (12 x 768)", vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+                 num_attention_heads=12, intermediate_size=3072, batch=4, seq_len=128),
 }
+NOT_CONFIG = ("label", "batch", "seq_len")
 
 
 def cpu_name() -> str:
@@ -47,23 +56,25 @@ def cpu_name() -> str:
 
 
 def make_pair(size: dict):
-    """transformers' model and ours with the same random weights, both in eval mode."""
+    """Ours and transformers' model with the same random weights, ours loaded from the checkpoint theirs saved."""
     torch.manual_seed(0)
-    config = {k: v for k, v in size.items() if k not in ("batch", "seq_len")}
-    theirs = transformers.BertModel(transformers.BertConfig(vocab_size=30522, **config)).eval()
+    config = {key: value for key, value in size.items() if key not in NOT_CONFIG}
+    theirs = transformers.BertModel(transformers.BertConfig(**config)).eval()
     with tempfile.TemporaryDirectory() as directory, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs.save_pretrained(directory)
         ours = BertModel.from_pretrained(directory)
-    return ours, theirs
+    return ours, theirs  # from_pretrained is strict: every tensor matched by name and shape
 
 
 def make_batch(size: dict):
+    """Random ids, with the last row half padding, as real batches have."""
     generator = torch.Generator().manual_seed(1)
     batch, seq_len = size["batch"], size["seq_len"]
-    input_ids = torch.randint(1000, 30522, (batch, seq_len), generator=generator)
+    input_ids = torch.randint(1, size["vocab_size"], (batch, seq_len), generator=generator)
     attention_mask = torch.ones(batch, seq_len, dtype=torch.long)
-    attention_mask[-1, seq_len // 2:] = 0  # one padded row, as real batches have
+    attention_mask[-1, seq_len // 2:] = 0
+    input_ids[attention_mask == 0] = 0  # [PAD]
     return input_ids, attention_mask
 
 
@@ -77,50 +88,76 @@ def training_step(model, input_ids, attention_mask):
     model.train()
     model.zero_grad(set_to_none=True)
     output = model(input_ids, attention_mask=attention_mask)
-    (output.last_hidden_state.float().pow(2).mean() + output.pooler_output.sum()).backward()
+    (output.last_hidden_state.pow(2).mean() + output.pooler_output.sum()).backward()
 
 
-def interleaved_medians(task, ours, theirs, batch, repeats: int, warmup: int = 2):
+TASKS = {"inference": inference, "training step": training_step}
+
+
+def interleaved_times(task, ours, theirs, batch, repeats: int, warmup: int = 2) -> dict:
+    """Seconds per run of each model, over `repeats` back-to-back pairs whose order flips every time."""
     for _ in range(warmup):
         task(ours, *batch)
         task(theirs, *batch)
     times = {"ours": [], "theirs": []}
-    for _ in range(repeats):
-        for name, model in (("ours", ours), ("theirs", theirs)):
+    for repeat in range(repeats):
+        pair = [("ours", ours), ("theirs", theirs)]
+        for name, model in pair if repeat % 2 == 0 else reversed(pair):
             started = time.perf_counter()
             task(model, *batch)
             times[name].append(time.perf_counter() - started)
-    return statistics.median(times["ours"]), statistics.median(times["theirs"])
+    return times
+
+
+def quartiles(values) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, median, high
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--sizes", nargs="+", default=["MiniLM (6 x 384)", "BERT-base (12 x 768)"],
-                        choices=list(SIZES))
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs of each model per row (default 15)")
+    parser.add_argument("--sizes", nargs="+", default=["minilm", "base"], choices=list(SIZES),
+                        help="model sizes to time (default: minilm base)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS), metavar="TASK",
+                        help="'inference' and/or 'training step' (default both)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="the tiny size, 3 repeats: a smoke test")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     sizes, repeats = (["tiny"], 3) if args.quick else (args.sizes, args.repeats)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     transformers.utils.logging.disable_progress_bar()
 
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
+    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, "
           f"Python {platform.python_version()}")
-    print(f"Median of {repeats} interleaved runs after warm-up; ratio = ours / theirs (below 1.0: ours is faster).")
+    print(f"Median of {repeats} interleaved runs of each after warm-up; ratio = ours / theirs "
+          "(below 1.0: ours is faster).")
     print()
-    print("| size | batch x tokens | task | ours (ms) | transformers (ms) | ratio |")
-    print("|---|---|---|---:|---:|---:|")
-    ratios = []
+    print("| size | batch x tokens | task | ours (ms) | transformers (ms) | ratio | paired ratio (quartiles) |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    ok = True
     for size_name in sizes:
         size = SIZES[size_name]
         ours, theirs = make_pair(size)
+        assert theirs.config._attn_implementation == "sdpa", theirs.config._attn_implementation
         batch = make_batch(size)
-        for task_name, task in (("inference", inference), ("training step", training_step)):
-            ours_s, theirs_s = interleaved_medians(task, ours, theirs, batch, repeats)
-            ratios.append(ours_s / theirs_s)
-            print(f"| {size_name} | {size['batch']} x {size['seq_len']} | {task_name} | {ours_s * 1e3:.1f} "
-                  f"| {theirs_s * 1e3:.1f} | {ours_s / theirs_s:.2f} |", flush=True)
-    return 0 if all(ratio > 0 for ratio in ratios) else 1
+        for task_name in args.tasks:
+            times = interleaved_times(TASKS[task_name], ours, theirs, batch, repeats)
+            ours_s, theirs_s = statistics.median(times["ours"]), statistics.median(times["theirs"])
+            low, paired, high = quartiles([o / t for o, t in zip(times["ours"], times["theirs"])])
+            ok = ok and ours_s > 0 and theirs_s > 0
+            print(f"| {size['label']} | {size['batch']} x {size['seq_len']} | {task_name} | {ours_s * 1e3:.1f} "
+                  f"| {theirs_s * 1e3:.1f} | {ours_s / theirs_s:.2f} | {paired:.2f} ({low:.2f}-{high:.2f}) |",
+                  flush=True)
+        del ours, theirs
+        gc.collect()
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
