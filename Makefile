@@ -13,7 +13,7 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-unit test-chapters book export sync figures lab bench clean
+.PHONY: help setup test test-unit test-chapters book export sync figures lab bench pretrain html test-html clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,8 +56,25 @@ sync: setup  ## pair each chapters/*.py with its .ipynb (the newer side wins, ou
 lab: setup  ## JupyterLab on the project's environment, opened on the chapters
 	$(VENV)/bin/jupyter lab chapters
 
+# The book's model: TrainingConfig's defaults are its configuration. Extra flags: make pretrain PRETRAIN_ARGS="--steps 100".
+PRETRAIN_ARGS ?=
+pretrain: setup  ## pretrain the book's small BERT on the training plays (about 30 min on 2 cores) into checkpoints/bert-shakespeare/
+	$(PY) -m annotated_bert.pretrain --output-dir checkpoints/bert-shakespeare $(PRETRAIN_ARGS)
+
 bench: setup  ## time our BertModel against transformers' (MiniLM and BERT-base sizes), ours / theirs
 	$(PY) tools/bench.py
+
+# The website needs the docs extra (Jupyter Book 1.x, local MathJax, playwright), installed on demand.
+$(VENV)/.installed-docs: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	touch $@
+
+html: $(VENV)/.installed-docs  ## the book as a static website in _build/html/ (chapters as committed, not re-run), readable offline
+	$(PY) tools/build_html.py
+
+test-html: html  ## open every page of the site in headless chromium, network off: math, charts, images, no console errors
+	$(PY) -m pytest -q tests_html
+	$(PY) tools/check_html.py
 
 clean:  ## remove the environment and caches (not the committed notebooks or figures)
 	rm -rf $(VENV) .pytest_cache .hypothesis _build src/*.egg-info
