@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
@@ -30,7 +31,7 @@ import warnings
 import torch
 import transformers
 
-from annotated_bert import BertModel
+from annotated_bert import BertForPreTraining, BertModel
 
 # Each size: the model's config (transformers' field names) plus the batch it is timed on.
 SIZES = {
@@ -42,6 +43,9 @@ SIZES = {
                  num_attention_heads=12, intermediate_size=3072, batch=4, seq_len=128),
 }
 NOT_CONFIG = ("label", "batch", "seq_len")
+# The pretraining step is timed at the book's own configuration (chapter 9's shipped model), read from
+# its checkpoint's training.json when it exists.
+BOOK_CHECKPOINT = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "bert-shakespeare")
 
 
 def cpu_name() -> str:
@@ -94,6 +98,61 @@ def training_step(model, input_ids, attention_mask):
 TASKS = {"inference": inference, "training step": training_step}
 
 
+def book_size() -> dict:
+    """The book's pretraining configuration: its model (config.json), sequence length and batch (training.json)."""
+    with open(os.path.join(BOOK_CHECKPOINT, "config.json")) as file:
+        model = json.load(file)
+    with open(os.path.join(BOOK_CHECKPOINT, "training.json")) as file:
+        training = json.load(file)["config"]
+    return dict(label=f"book ({model['num_hidden_layers']} x {model['hidden_size']})",
+                **{key: model[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers",
+                                               "num_attention_heads", "intermediate_size",
+                                               "max_position_embeddings")},
+                batch=training["batch_size"], seq_len=training["max_seq_len"],
+                predictions=training["max_predictions"])
+
+
+def make_pretraining_pair(size: dict):
+    """Our BertForPreTraining and transformers', same random weights (ours loads the checkpoint theirs saved)."""
+    torch.manual_seed(0)
+    config = {key: value for key, value in size.items() if key not in NOT_CONFIG + ("predictions",)}
+    theirs = transformers.BertForPreTraining(transformers.BertConfig(**config))
+    with tempfile.TemporaryDirectory() as directory, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs.save_pretrained(directory)
+        ours = BertForPreTraining.from_pretrained(directory)
+    return ours, theirs
+
+
+def make_pretraining_batch(size: dict):
+    """Full-length pairs with `predictions` masked positions each, as chapter 7's collate makes them."""
+    generator = torch.Generator().manual_seed(2)
+    batch, seq_len, predictions = size["batch"], size["seq_len"], size["predictions"]
+    input_ids = torch.randint(5, size["vocab_size"], (batch, seq_len), generator=generator)
+    token_type_ids = (torch.arange(seq_len) >= seq_len // 2).long().expand(batch, -1)
+    positions = torch.stack([torch.randperm(seq_len - 2, generator=generator)[:predictions].sort().values + 1
+                             for _ in range(batch)])                                  # (B, P)
+    labels = torch.randint(5, size["vocab_size"], (batch, predictions), generator=generator)
+    full_labels = torch.full((batch, seq_len), -100).scatter(1, positions, labels)     # (B, T), theirs
+    next_sentence = torch.randint(0, 2, (batch,), generator=generator)
+    return input_ids, token_type_ids, positions, labels, full_labels, next_sentence
+
+
+def pretraining_step(model, input_ids, token_type_ids, positions, labels, full_labels, next_sentence):
+    """Forward with both losses, backward and an AdamW step, each model as it is meant to be used: ours
+    scores the masked positions only, transformers' BertForPreTraining every position."""
+    model.train()
+    if isinstance(model, BertForPreTraining):
+        loss = model(input_ids, token_type_ids, masked_positions=positions, masked_labels=labels,
+                     next_sentence_labels=next_sentence).loss
+    else:
+        loss = model(input_ids, token_type_ids=token_type_ids, labels=full_labels,
+                     next_sentence_label=next_sentence).loss
+    loss.backward()
+    model.optimizer.step()
+    model.optimizer.zero_grad(set_to_none=True)
+
+
 def interleaved_times(task, ours, theirs, batch, repeats: int, warmup: int = 2) -> dict:
     """Seconds per run of each model, over `repeats` back-to-back pairs whose order flips every time."""
     for _ in range(warmup):
@@ -125,6 +184,8 @@ def main(argv=None) -> int:
                         help="'inference' and/or 'training step' (default both)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="the tiny size, 3 repeats: a smoke test")
+    parser.add_argument("--no-pretraining", action="store_true",
+                        help="skip the pretraining step at the book's configuration (chapter 9's checkpoint)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -157,6 +218,18 @@ def main(argv=None) -> int:
                   flush=True)
         del ours, theirs
         gc.collect()
+    if not (args.quick or args.no_pretraining) and os.path.isdir(BOOK_CHECKPOINT):
+        size = book_size()
+        ours, theirs = make_pretraining_pair(size)
+        for model in (ours, theirs):
+            model.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        batch = make_pretraining_batch(size)
+        times = interleaved_times(pretraining_step, ours, theirs, batch, repeats)
+        ours_s, theirs_s = statistics.median(times["ours"]), statistics.median(times["theirs"])
+        low, paired, high = quartiles([o / t for o, t in zip(times["ours"], times["theirs"])])
+        print(f"| {size['label']} | {size['batch']} x {size['seq_len']} | pretraining step (MLM + NSP, AdamW) "
+              f"| {ours_s * 1e3:.1f} | {theirs_s * 1e3:.1f} | {ours_s / theirs_s:.2f} "
+              f"| {paired:.2f} ({low:.2f}-{high:.2f}) |", flush=True)
     return 0 if ok else 1
 
 

@@ -44,6 +44,12 @@ PUBLIC_API = {
     "finetune": ["BertForSequenceClassification"],
 }
 
+# Modules that are also commands (`python -m annotated_bert.pretrain`): the exporter ends them with the
+# `if __name__ == "__main__":` guard, which a chapter cannot hold (in a notebook __name__ is "__main__" too).
+COMMANDS = {
+    "pretrain": "main",
+}
+
 
 class ExportError(Exception):
     """A chapter asks for something the exporter cannot do; the message names the cell."""
@@ -195,6 +201,8 @@ def render_module(module: Module, chapters_dir_name: str) -> str:
             parts.append(f"# ---- {chapters_dir_name}/{chapter} " + "-" * max(4, 70 - len(chapter)))
             current_chapter = chapter
         parts.append(body)
+    if module.name in COMMANDS:
+        parts.append(f'if __name__ == "__main__":\n    raise SystemExit({COMMANDS[module.name]}())')
     text = "\n\n\n".join(parts) + "\n"
     compile(text, f"{PACKAGE}/{module.name}.py", "exec")
     return text

@@ -6,4 +6,4 @@ from annotated_bert.model import BertConfig, BertModel  # noqa: E402
 from annotated_bert.pretraining import BertForPreTraining  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 
-modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'model', 'pretrained', 'pretraining', 'tokenization', 'viz']
+modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'viz']
