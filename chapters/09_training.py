@@ -1002,8 +1002,18 @@ print(sorted(path.name for path in book_dir.iterdir() if path.suffix != ".pt")) 
 print(f"{sum(p.numel() for p in book_model.parameters()):,} parameters; trained {record['config']['steps']} steps "
       f"on {record['processes']} process(es), {record['threads']} threads")
 
+# %% [markdown]
+# The log's clock tells how long it took. This run shared its two cores with other jobs for part of the time,
+# which shows as windows of slow steps; the quiet windows give the time of a run on a machine of its own:
+
 # %% tags=["nbval-ignore-output"]
-print(f"training took {record['seconds'] / 60:.1f} minutes")
+clock = pd.Series({entry["step"]: entry["seconds"] for entry in record["log"] if "seconds" in entry})
+per_step = clock[clock.index % 250 == 0].diff().dropna() / 250                   # seconds per step, per window
+quiet_minutes = book_config.steps * per_step.min() / 60
+print(f"wall time {record['seconds'] / 60:.1f} min; seconds per step in 250-step windows: "
+      f"{per_step.min():.2f} to {per_step.max():.2f}; at the quiet rate, {book_config.steps} steps take "
+      f"{quiet_minutes:.0f} min")
+assert quiet_minutes < 30
 
 # %% [markdown]
 # ### Learning curves
