@@ -5,5 +5,6 @@ __version__ = "0.1.0"
 from annotated_bert.model import BertConfig, BertModel  # noqa: E402
 from annotated_bert.pretraining import BertForPreTraining  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
+from annotated_bert.finetune import BertForSequenceClassification  # noqa: E402
 
-modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'viz']
+modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'viz']
