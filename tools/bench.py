@@ -109,7 +109,9 @@ def book_size() -> dict:
                                                "num_attention_heads", "intermediate_size",
                                                "max_position_embeddings")},
                 batch=training["batch_size"], seq_len=training["max_seq_len"],
-                predictions=training["max_predictions"])
+                # as chapter 7's num_to_predict: 15% of a full-length pair, at most max_predictions
+                predictions=min(training["max_predictions"],
+                                max(1, round(training["max_seq_len"] * training["masked_lm_prob"]))))
 
 
 def make_pretraining_pair(size: dict):
