@@ -33,7 +33,7 @@
 #    and its attention maps beside those of MiniLM, a BERT trained on a billion sentence pairs.
 #
 # Where we depart from the BERT paper: the model is tiny (the paper's smallest model, BERT-base, has about
-# 400 times as many parameters), the corpus is Shakespeare's plays rather than books and Wikipedia, and the
+# 75 times as many parameters), the corpus is Shakespeare's plays rather than books and Wikipedia, and the
 # run is minutes rather than days. We also make new pairs and new masks every epoch (as RoBERTa did with its
 # masks) instead of BERT's fixed, duplicated ones, because our small corpus is seen many times over and a
 # model that saw the same pairs again would learn them by heart. And we start the masked-LM output bias at the
@@ -69,7 +69,7 @@ print(f"{len(train_scenes)} training scenes, {len(held_out_scenes)} held-out sce
 # A training run depends on some thirty numbers: the model's size, how the data is cut and masked, the
 # optimizer's settings, the seed. We keep them in one dataclass, `TrainingConfig`, whose defaults are the
 # book's own run (the one `make pretrain` does), save it beside every checkpoint, and refuse to resume a run
-# under different settings. The command in section 8 makes one flag per field, so nothing can be set on the
+# under different settings. The command below makes one flag per field, so nothing can be set on the
 # command line that the saved configuration does not record.
 
 # %%
@@ -769,7 +769,7 @@ def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=
 # %% [markdown]
 # ### A live run
 #
-# A small model (2 layers, 128 wide), short pairs, and 100 steps: about half a minute on one core. To see
+# A small model (2 layers, 128 wide), short pairs, and 100 steps: well under a minute on one core. To see
 # the whole descent, this run starts its output bias at zero, so its first loss is about
 # $\ln V + \ln 2 \approx 9.7$:
 
@@ -801,7 +801,7 @@ print(f"{live_config.steps} steps in {live_seconds:.1f} s")
 assert live_seconds < 60
 
 # %% [markdown]
-# In half a minute the model learns the unigram distribution (the masked-LM loss reaches the dotted line) and a
+# In these 100 steps the model learns the unigram distribution (the masked-LM loss reaches the dotted line) and a
 # little more; next sentence is no better than always guessing the more common label. The rest is a matter of
 # time, which the next sections buy.
 #
@@ -974,9 +974,9 @@ print("\n".join(argument_parser().format_help().splitlines()[:8]))
 # `checkpoints/bert-shakespeare/`. The model size, the sequence length and the number of steps were chosen by
 # measurement, within half an hour on a 2-core CPU:
 #
-# - **2 layers, 128 wide, 2 heads** (about 1.4 million parameters, most of them the 8,000 × 128 token
-#   embeddings). A 4-layer, 256-wide model costs several times as much per step and, in half an hour, does not
-#   get far enough to use its size.
+# - **2 layers, 128 wide, 2 heads** (about 1.5 million parameters, most of them the 8,000 × 128 token
+#   embeddings). A 4-layer, 256-wide model took about four times as long per step in our probe (at 128 tokens),
+#   so the same half hour would give it a quarter of the steps; we did not pursue it.
 # - **64-token pairs.** At 128 tokens, with the same tokens per step, our probes stayed on the
 #   unigram plateau (masked-LM accuracy at the baseline) for the whole time we could afford; at 64 they left it.
 #   BERT itself trained 90% of its steps at 128 tokens and only the last 10% at 512, for the same reason: cost.
