@@ -162,9 +162,8 @@ def test_no_speaker_names_or_labels_left(sentences):
 
 def test_no_speaker_names_of_the_play(documents):
     """No sentence is one of its play's speaker names, as written in bold in the source."""
-    for play, path in play_files().items():
-        speakers = {match[1].strip() for match in re.finditer(r"^\*\*([^*]+)\*\*\s*$",
-                                                              path.read_text(encoding="utf-8"), re.MULTILINE)}
+    for play in play_files():
+        speakers = _speakers(play)
         for document in (d for d in documents if d.play == play):
             for sentence in document.sentences:
                 assert sentence.rstrip(".:") not in speakers, (play, sentence)
