@@ -1189,8 +1189,9 @@ def plot_attention_patterns(summary: dict, ncols: int = 2, title=None):
     num_layers, num_heads = next(iter(shapes))
     ncols = max(1, min(ncols, len(grids)))
     nrows = math.ceil(len(grids) / ncols)
+    panel_width = max(2.2, 1.0 + 0.45 * num_heads)          # wide enough for its title, however few the heads
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(ncols * (1.0 + 0.45 * num_heads), nrows * (0.9 + 0.4 * num_layers)))
+                             figsize=(ncols * panel_width, nrows * (0.9 + 0.4 * num_layers)))
     for ax, (pattern, grid) in zip(axes.flat, grids.items()):
         image = ax.imshow(grid, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
         if num_layers * num_heads <= 400:  # write the shares in while they stay readable
@@ -1198,8 +1199,8 @@ def plot_attention_patterns(summary: dict, ncols: int = 2, title=None):
                 ax.text(head, layer, f"{share:.2f}".removeprefix("0"), ha="center", va="center", fontsize=7,
                         color="white" if share > 0.6 else "black")
         label = {"previous": "the previous token", "next": "the next token"}.get(pattern, pattern)
-        ax.set(title=f"attention to {label}", xlabel="head", ylabel="layer",
-               xticks=range(num_heads), yticks=range(num_layers))
+        ax.set_title(f"to {label}", fontsize=10)
+        ax.set(xlabel="head", ylabel="layer", xticks=range(num_heads), yticks=range(num_layers))
     for ax in axes.flat[len(grids):]:
         ax.remove()
     fig.colorbar(image, ax=list(axes.flat[: len(grids)]), fraction=0.02, pad=0.01,
