@@ -215,3 +215,38 @@ def test_the_command_trains_on_the_plays_with_speaker_names():
     tempest = next(d for d in named_train if d.play == "the-tempest")
     assert tempest.sentences[0].startswith("Master: ")
     assert next(d for d in plain_train if d.play == "the-tempest").sentences[0] == tempest.sentences[0][len("Master: "):]
+
+
+def test_the_long_phase_ends_the_run_with_longer_pairs(tokenized, tokenizer):
+    config = TrainingConfig(**{**TINY, "max_seq_len": 32, "long_seq_len": 64, "long_fraction": 0.25, "steps": 40})
+    assert (config.long_steps, config.long_batch_size, config.positions) == (10, 4, 64)
+    batches = PairBatches(tokenized, tokenizer, config)
+    assert [batches.phase(step)[:3] for step in (0, 29, 30, 39)] == [("pairs", 32, 8)] * 2 + [("long pairs", 64, 4)] * 2
+    short, long = batches.micro_batches(29)[0], batches.micro_batches(30)[0]
+    assert short["input_ids"].shape[0] == 8 and short["input_ids"].shape[1] <= 32
+    assert long["input_ids"].shape[0] == 4 and 32 < long["input_ids"].shape[1] <= 64
+    assert build_model(config, tokenizer).config.max_position_embeddings == 64
+    one_phase = TrainingConfig(**{**TINY, "max_seq_len": 32, "steps": 40})
+    assert one_phase.long_steps == 0 and one_phase.positions == 32
+    assert torch.equal(PairBatches(tokenized, tokenizer, one_phase).micro_batches(29)[0]["input_ids"], short["input_ids"])
+    with pytest.raises(ValueError, match="long_seq_len 32 must exceed max_seq_len 32"):
+        TrainingConfig(**{**TINY, "max_seq_len": 32, "long_seq_len": 32, "long_fraction": 0.25})
+    with pytest.raises(ValueError, match="batch_size × max_seq_len = 384 must be a multiple of long_seq_len"):
+        TrainingConfig(**{**TINY, "long_seq_len": 100, "long_fraction": 0.25})
+    with pytest.raises(ValueError, match=r"long_fraction is 1.0; it is a fraction of the steps, in \[0, 1\)"):
+        TrainingConfig(**{**TINY, "long_fraction": 1.0})
+
+
+def test_masked_lm_alone_leaves_the_next_sentence_head_untrained(tokenized, tokenizer):
+    config = TrainingConfig(**{**TINY, "next_sentence": False, "weight_decay": 0.0, "steps": 3})
+    model = build_model(config, tokenizer)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    optimizer, scheduler = make_optimizer(model, config)
+    batches = PairBatches(tokenized, tokenizer, config)
+    for step in range(3):
+        losses = train_step(model, batches.micro_batches(step), optimizer, scheduler, config, Process())
+    after = model.state_dict()
+    assert torch.equal(after["nsp_head.weight"], before["nsp_head.weight"])
+    assert torch.equal(after["bert.pooler.dense.weight"], before["bert.pooler.dense.weight"])
+    assert not torch.equal(after["mlm_head.bias"], before["mlm_head.bias"])
+    assert losses["nsp_loss"] > 0 and losses["loss"] == losses["mlm_loss"]       # the loss it minimised

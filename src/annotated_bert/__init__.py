@@ -7,4 +7,4 @@ from annotated_bert.pretraining import BertForPreTraining  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 from annotated_bert.finetune import BertForSequenceClassification  # noqa: E402
 
-modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'viz']
+modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'evaluation', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'viz']

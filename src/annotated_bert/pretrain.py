@@ -10,6 +10,7 @@ from dataclasses import fields
 import torch
 
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
+from annotated_bert.evaluation import held_out_report
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig, init_process, pretrain, write_checkpoint
 
@@ -34,6 +35,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     parser.add_argument("--resume", action="store_true", help="go on from the output directory's resume state")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help="end with chapter 9's held-out report (yardsticks, minimal pairs, segment pairs; ~30 s)")
     defaults = TrainingConfig()
     for field in fields(TrainingConfig):             # one flag per TrainingConfig field: --hidden-size, --steps, ...
         flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
@@ -74,6 +77,8 @@ def main(argv=None) -> int:
     if process.is_main:
         details.update(train_documents=len(train), processes=process.world_size,
                        threads=torch.get_num_threads(), device=args.device)
+        if args.report:
+            details["report"] = held_out_report(run.model, tokenizer, config, train, held_out)
         directory = write_checkpoint(args.output_dir, run, config, tokenizer, details=details)
         metrics = run.metrics
         print(f"held-out masked-LM accuracy {metrics['mlm_accuracy']:.3f} "

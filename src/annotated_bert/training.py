@@ -42,14 +42,16 @@ class TrainingConfig:
     num_attention_heads: int = 2
     intermediate_size: int = 512
     dropout: float = 0.0             # BERT: 0.1; a model this small, trained this briefly, underfits (see below)
-    max_seq_len: int = 64            # BERT: 128, then 512 for the last 10% of its steps
+    max_seq_len: int = 64            # BERT: 128 for the first 90% of its steps
+    long_seq_len: int = 128          # the length of the last `long_fraction` of the steps (BERT: 512)
+    long_fraction: float = 0.0       # BERT: 0.1; 0 keeps one length throughout
     # The data (chapter 7).
     short_seq_prob: float = 0.1
     masked_lm_prob: float = 0.15
     max_predictions: int = 20
     whole_word: bool = False
     # The optimisation.
-    steps: int = 3000
+    steps: int = 3600                # the half hour of `make pretrain` on 2 cores (see the search below)
     batch_size: int = 128            # sequences per optimizer step, over every process and micro-batch
     grad_accumulation: int = 1       # micro-batches per step and process
     learning_rate: float = 2e-3      # BERT-base: 1e-4; small models take (and need) larger steps
@@ -59,6 +61,7 @@ class TrainingConfig:
     adam_betas: tuple = (0.9, 0.999)
     adam_epsilon: float = 1e-6
     unigram_mlm_bias: bool = True    # start the MLM bias at log unigram frequencies (not in the paper)
+    next_sentence: bool = True       # False: train the masked LM alone (RoBERTa dropped NSP)
     bf16: bool = False
     seed: int = 0
     # Bookkeeping.
@@ -79,12 +82,35 @@ class TrainingConfig:
         if self.checkpoint_every % self.log_every:
             raise ValueError(f"checkpoint_every {self.checkpoint_every} must be a multiple of log_every "
                              f"{self.log_every}, so a resumed run logs the same windows")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction is {self.warmup_fraction}; it is a fraction of the steps, in [0, 1)")
+        for name in ("warmup_fraction", "long_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}; it is a fraction of the steps, in [0, 1)")
+        if self.long_steps and (self.long_seq_len <= self.max_seq_len
+                                or self.batch_size * self.max_seq_len % self.long_seq_len
+                                or self.long_batch_size % self.grad_accumulation):
+            raise ValueError(f"long_seq_len {self.long_seq_len} must exceed max_seq_len {self.max_seq_len}, and a "
+                             f"long step holds as many tokens as a short one: batch_size × max_seq_len = "
+                             f"{self.batch_size * self.max_seq_len} must be a multiple of long_seq_len × "
+                             f"grad_accumulation = {self.long_seq_len * self.grad_accumulation}")
 
     @property
     def warmup_steps(self) -> int:
         return math.floor(self.warmup_fraction * self.steps)
+
+    @property
+    def long_steps(self) -> int:
+        """The last steps, at long_seq_len."""
+        return math.floor(self.long_fraction * self.steps)
+
+    @property
+    def long_batch_size(self) -> int:
+        """Pairs per long step: as many tokens as a short step."""
+        return self.batch_size * self.max_seq_len // self.long_seq_len
+
+    @property
+    def positions(self) -> int:
+        """The longest sequence of the run: the model's max_position_embeddings, and the held-out pairs' length."""
+        return self.long_seq_len if self.long_steps else self.max_seq_len
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -105,7 +131,7 @@ def model_config(config: TrainingConfig, vocab_size: int) -> BertConfig:
     return BertConfig(vocab_size=vocab_size, hidden_size=config.hidden_size,
                       num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
                       intermediate_size=config.intermediate_size, hidden_dropout_prob=config.dropout,
-                      attention_probs_dropout_prob=config.dropout, max_position_embeddings=config.max_seq_len)
+                      attention_probs_dropout_prob=config.dropout, max_position_embeddings=config.positions)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -152,48 +178,60 @@ class PairBatches:
     Each epoch makes new pairs from the tokenized documents (new chunk boundaries, new random
     negatives), shuffled with the seed and the epoch, and masks each pair anew. A step takes the next
     `batch_size` pairs; its process `rank` of `world_size` takes its slice of those, cut into
-    `grad_accumulation` micro-batches. The batches of step s are the same in every run, so a resumed run
+    `grad_accumulation` micro-batches. The last `long_steps` steps take pairs of `long_seq_len` tokens, fewer
+    to a step, from epochs of their own. The batches of step s are the same in every run, so a resumed run
     and a run on several processes see exactly what one uninterrupted process sees.
     """
 
     def __init__(self, documents, tokenizer, config: TrainingConfig, rank: int = 0, world_size: int = 1):
-        if config.batch_size % (world_size * config.grad_accumulation):
-            raise ValueError(f"batch_size {config.batch_size} must be divisible by processes × grad_accumulation "
-                             f"= {world_size} × {config.grad_accumulation}")
+        for batch_size in {config.batch_size, config.long_batch_size if config.long_steps else config.batch_size}:
+            if batch_size % (world_size * config.grad_accumulation):
+                raise ValueError(f"batch_size {batch_size} must be divisible by processes × grad_accumulation "
+                                 f"= {world_size} × {config.grad_accumulation}")
         self.documents, self.tokenizer, self.config = documents, tokenizer, config
         self.rank, self.world_size = rank, world_size
         self._epoch, self._dataset, self._steps_in_epoch = None, None, {}
 
-    def epoch_dataset(self, epoch: int) -> PretrainingDataset:
-        if epoch != self._epoch:
+    def phase(self, step: int) -> tuple[str, int, int, int]:
+        """(phase name, sequence length, pairs per step, the step's index within its phase)."""
+        config, first_long = self.config, self.config.steps - self.config.long_steps
+        if step < first_long:
+            return "pairs", config.max_seq_len, config.batch_size, step
+        return "long pairs", config.long_seq_len, config.long_batch_size, step - first_long
+
+    def epoch_dataset(self, epoch: int, phase: str = "pairs") -> PretrainingDataset:
+        if (phase, epoch) != self._epoch:
             config = self.config
-            pairs = create_instances(self.documents, max_seq_len=config.max_seq_len,
-                                     short_seq_prob=config.short_seq_prob, seed=seed_for(config.seed, "pairs", epoch))
+            seq_len, batch_size = ((config.max_seq_len, config.batch_size) if phase == "pairs"
+                                   else (config.long_seq_len, config.long_batch_size))
+            pairs = create_instances(self.documents, max_seq_len=seq_len, short_seq_prob=config.short_seq_prob,
+                                     seed=seed_for(config.seed, phase, epoch))
             dataset = PretrainingDataset(pairs, self.tokenizer, dynamic=True, seed=config.seed,
                                          masked_lm_prob=config.masked_lm_prob,
                                          max_predictions=config.max_predictions, whole_word=config.whole_word)
             dataset.set_epoch(epoch)
-            if len(dataset) < config.batch_size:
-                raise ValueError(f"the corpus makes only {len(dataset)} pairs, fewer than one batch of "
-                                 f"{config.batch_size}")
-            self._epoch, self._dataset = epoch, dataset
-            self._steps_in_epoch[epoch] = len(dataset) // config.batch_size
+            if len(dataset) < batch_size:
+                raise ValueError(f"the corpus makes only {len(dataset)} pairs of {seq_len} tokens, fewer than "
+                                 f"one batch of {batch_size}")
+            self._epoch, self._dataset = (phase, epoch), dataset
+            self._steps_in_epoch[phase, epoch] = len(dataset) // batch_size
         return self._dataset
 
-    def steps_in_epoch(self, epoch: int) -> int:
-        if epoch not in self._steps_in_epoch:
-            self.epoch_dataset(epoch)
-        return self._steps_in_epoch[epoch]
+    def steps_in_epoch(self, epoch: int, phase: str = "pairs") -> int:
+        if (phase, epoch) not in self._steps_in_epoch:
+            self.epoch_dataset(epoch, phase)
+        return self._steps_in_epoch[phase, epoch]
 
     def micro_batches(self, step: int) -> list[dict]:
         """This process's micro-batches of optimizer step `step` (0-based)."""
-        config, epoch, index = self.config, 0, step
-        while index >= self.steps_in_epoch(epoch):      # epochs differ a little in their number of pairs
-            index, epoch = index - self.steps_in_epoch(epoch), epoch + 1
-        dataset = self.epoch_dataset(epoch)
-        per_process = config.batch_size // self.world_size
-        micro = per_process // config.grad_accumulation
-        start = index * config.batch_size + self.rank * per_process
+        phase, _, batch_size, index = self.phase(step)
+        epoch = 0
+        while index >= self.steps_in_epoch(epoch, phase):   # epochs differ a little in their number of pairs
+            index, epoch = index - self.steps_in_epoch(epoch, phase), epoch + 1
+        dataset = self.epoch_dataset(epoch, phase)
+        per_process = batch_size // self.world_size
+        micro = per_process // self.config.grad_accumulation
+        start = index * batch_size + self.rank * per_process
         return [collate_pretraining_batch([dataset[i] for i in range(first, first + micro)], self.tokenizer)
                 for first in range(start, start + per_process, micro)]
 
@@ -212,12 +250,12 @@ def mask_for_evaluation(pair, rng, masked_lm_prob: float = 0.15, max_predictions
 
 def evaluation_batches(documents, tokenizer, config: TrainingConfig, batch_size: int = 100,
                        seed: int = 2024) -> list[dict]:
-    """Fixed held-out batches: `config.eval_pairs` pairs (half with a random B from another document),
-    [MASK]ed by mask_for_evaluation. The same documents and seed give the same batches."""
-    pairs = create_instances(documents, max_seq_len=config.max_seq_len, short_seq_prob=config.short_seq_prob,
-                             seed=seed)[:config.eval_pairs]
+    """Fixed held-out batches: `config.eval_pairs` pairs of up to `config.positions` tokens by BERT's rules (half
+    with a random B from another document), 15% [MASK]ed by mask_for_evaluation. The masking and the pairs' rules
+    are BERT's defaults whatever a run trains with, so runs are scored on the same task."""
+    pairs = create_instances(documents, max_seq_len=config.positions, short_seq_prob=0.1, seed=seed)[:config.eval_pairs]
     rng = random.Random(seed)
-    masked = [mask_for_evaluation(pair, rng, config.masked_lm_prob, config.max_predictions) for pair in pairs]
+    masked = [mask_for_evaluation(pair, rng, masked_lm_prob=0.15, max_predictions=20) for pair in pairs]
     return [collate_pretraining_batch(masked[start:start + batch_size], tokenizer)
             for start in range(0, len(masked), batch_size)]
 
@@ -322,11 +360,10 @@ def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfi
     micro_batches = [to_device(batch) for batch in micro_batches]
     # Normalise by the whole step's counts (every process, every micro-batch), so the gradient is the one
     # a single process would get from the whole batch; DDP averages over processes, hence × world_size.
-    counts = torch.tensor([float((batch["masked_labels"] != -100).sum()) for batch in micro_batches],
-                          device=process.device).sum()
-    counts = process.all_reduce(torch.stack([counts, torch.tensor(float(config.batch_size), device=process.device)
-                                             / process.world_size]))
-    masked_tokens, pairs = counts[0], counts[1]
+    counts = torch.tensor([[float((batch["masked_labels"] != -100).sum()), float(len(batch["input_ids"]))]
+                           for batch in micro_batches], device=process.device).sum(0)
+    masked_tokens, pairs = process.all_reduce(counts)
+    nsp_weight = 1.0 if config.next_sentence else 0.0     # 0: the NSP head and pooler get zero gradients
     sums = torch.zeros(2, device=process.device)
     autocast = torch.autocast(device_type=torch.device(process.device).type, dtype=torch.bfloat16,
                               enabled=config.bf16)
@@ -337,7 +374,7 @@ def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfi
         with sync:
             with autocast:
                 mlm_sum, nsp_sum = step_loss_sums(model, batch)
-            loss = (mlm_sum / masked_tokens + nsp_sum / pairs) * process.world_size
+            loss = (mlm_sum / masked_tokens + nsp_weight * nsp_sum / pairs) * process.world_size
             loss.backward()
         sums += torch.stack([mlm_sum.detach(), nsp_sum.detach()])
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -346,7 +383,7 @@ def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfi
     optimizer.zero_grad(set_to_none=True)
     sums = process.all_reduce(sums)
     mlm_loss, nsp_loss = (sums[0] / masked_tokens).item(), (sums[1] / pairs).item()
-    return {"loss": mlm_loss + nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
+    return {"loss": mlm_loss + nsp_weight * nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
             "grad_norm": grad_norm.item()}
 
 
@@ -468,25 +505,41 @@ def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=
 MODEL_CARD = """# {name}
 
 A small BERT ({layers} layers, hidden size {hidden}, {heads} heads, {parameters:,} parameters) pretrained from
-scratch by chapter 9 of The Annotated BERT, with masked-LM and next-sentence prediction, on {train_documents}
-documents of the training plays; the plays in `held_out_plays` of `training.json` were never seen.
+scratch by chapter 9 of The Annotated BERT, with {objectives}, on {train_documents} documents of the training
+plays; the plays in `held_out_plays` of `training.json` were never seen.
 
 - Vocabulary: {vocab_size} uncased WordPiece tokens (`vocab.txt`), sequences of at most {max_seq_len} tokens.
-- Training: {steps} steps of {batch_size} pairs, AdamW, peak learning rate {learning_rate}, seed {seed},
+- Training: {steps} steps of {tokens_per_step:,} tokens, AdamW, peak learning rate {learning_rate}, seed {seed},
   {seconds:.0f} s on {processes} process(es) ({machine}).
 - Held out, 15% of ordinary tokens [MASK]ed, top-1: masked-LM accuracy {mlm_accuracy:.3f}, {ratio:.1f}x always
   guessing the most frequent training token ({baseline_token!r}: {baseline:.3f}); next-sentence accuracy
   {nsp_accuracy:.3f}, against {nsp_baseline:.3f} for always guessing the more common label (about half the
   pairs have a B from another held-out scene).
-
+{report}
 Load it with `annotated_bert.BertForPreTraining.from_pretrained(directory)` (or `BertModel`), or with
 `transformers.BertForPreTraining.from_pretrained(directory)`; reproduce it with `make pretrain`.
 """
 
 
+def report_lines(report: dict | None) -> str:
+    """The model card's lines for chapter 9's held-out report (evaluation.held_out_report), if there is one."""
+    if not report:
+        return ""
+    masked_lm, pairs, segments = report["masked_lm"], report["minimal_pairs"], report["next_sentence"]["segments"]
+    model, table = masked_lm["model"]["all"]["accuracy"], masked_lm["count table"]["all"]["accuracy"]
+    lines = [f"- Beside a neighbour count table (the most frequent training token between the same neighbours): "
+             f"{model:.3f} against {table:.3f}, {model / table:.2f}x."]
+    lines += [f"- Minimal pairs by pseudo-log-likelihood, {probe}: {scores['model']:.3f} of {scores['pairs']} "
+              f"(word bigrams {scores['word bigrams']:.3f}, bag of words {scores['bag of words']:.3f})."
+              for probe, scores in pairs.items()]
+    lines.append(f"- Next sentence on pairs of 3-sentence segments (half with B from another scene): "
+                 f"{segments['all']:.3f}.")
+    return "\n".join(lines) + "\n"
+
+
 def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict) -> Path:
     """The shipped directory: config.json + model.safetensors, the vocabulary, training.json and a model card.
-    `details` (corpus, held-out plays, processes, ...) go into training.json as they are."""
+    `details` (corpus, held-out plays, processes, the held-out report, ...) go into training.json as they are."""
     directory = Path(directory)
     run.model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -498,12 +551,14 @@ def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokeni
     card = MODEL_CARD.format(
         name=directory.name, layers=config.num_hidden_layers, hidden=config.hidden_size,
         heads=config.num_attention_heads, parameters=sum(p.numel() for p in run.model.parameters()),
+        objectives="masked-LM and next-sentence prediction" if config.next_sentence else "masked LM alone",
         train_documents=details.get("train_documents", "?"), vocab_size=len(tokenizer.vocab),
-        max_seq_len=config.max_seq_len, steps=config.steps, batch_size=config.batch_size,
+        max_seq_len=config.positions, steps=config.steps, tokens_per_step=config.batch_size * config.max_seq_len,
         learning_rate=config.learning_rate, seed=config.seed, seconds=seconds,
         processes=details.get("processes", 1), machine=platform.machine(),
         mlm_accuracy=metrics["mlm_accuracy"], ratio=metrics["mlm_accuracy"] / metrics["baseline_mlm_accuracy"],
         baseline_token=metrics["baseline_token"], baseline=metrics["baseline_mlm_accuracy"],
-        nsp_accuracy=metrics["nsp_accuracy"], nsp_baseline=metrics["baseline_nsp_accuracy"])
+        nsp_accuracy=metrics["nsp_accuracy"], nsp_baseline=metrics["baseline_nsp_accuracy"],
+        report=report_lines(details.get("report")))
     (directory / "README.md").write_text(card)
     return directory
