@@ -13,7 +13,7 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-unit test-chapters book export sync figures lab bench pretrain html test-html clean
+.PHONY: help setup test test-unit test-chapters book export sync figures lab bench pretrain search html test-html clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,8 +58,12 @@ lab: setup  ## JupyterLab on the project's environment, opened on the chapters
 
 # The book's model: TrainingConfig's defaults are its configuration. Extra flags: make pretrain PRETRAIN_ARGS="--steps 100".
 PRETRAIN_ARGS ?=
-pretrain: setup  ## pretrain the book's small BERT on the training plays (about 17 min on 2 cores) into checkpoints/bert-shakespeare/
+SEARCH ?=
+pretrain: setup  ## pretrain the book's small BERT on the training plays (about 30 min on 2 cores) into checkpoints/bert-shakespeare/
 	$(PY) -m annotated_bert.pretrain --output-dir checkpoints/bert-shakespeare $(PRETRAIN_ARGS)
+
+search: setup  ## chapter 9's recipe search: each recipe ~14 min on 2 cores, results in checkpoints/search/ (SEARCH="2x128 ..." for some)
+	$(PY) tools/search.py run $(SEARCH)
 
 bench: setup  ## time our BertModel against transformers' (MiniLM and BERT-base sizes), ours / theirs
 	$(PY) tools/bench.py

@@ -1,12 +1,15 @@
-"""tools/book.py: a notebook that drifts from its .py, or was never executed, is caught."""
+"""tools/book.py: a notebook that drifts from its .py, or was never executed, is caught; tools/search.py: the
+search results shipped are what its recipes train."""
 
+import json
 import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
 import book  # noqa: E402
 
 SOURCE = """# %% [markdown]
@@ -56,3 +59,32 @@ def test_a_missing_notebook_is_caught(tmp_path):
     source.with_suffix(".ipynb").unlink()
     [problem] = book.problems_with(source)
     assert "01_tiny.ipynb is missing" in problem
+
+
+def test_the_shipped_search_results_are_what_their_recipes_train():
+    """checkpoints/search/NAME.json was written by tools/search.py's recipe NAME: same configuration."""
+    import importlib.util
+    from dataclasses import fields, replace
+
+    from annotated_bert.pretrain import argument_parser
+    from annotated_bert.training import TrainingConfig
+
+    spec = importlib.util.spec_from_file_location("search", ROOT / "tools" / "search.py")
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    parser = argument_parser()
+
+    def recipe_config(name):
+        args = parser.parse_args(search.command(name)[3:])
+        return TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
+
+    configs = {name: recipe_config(name) for name in search.RECIPES}        # every recipe's flags parse
+    results = sorted((ROOT / "checkpoints" / "search").glob("*.json"))
+    assert results, "no search results shipped"
+    for path in results:
+        record = json.loads(path.read_text())
+        assert path.stem in configs, f"{path.name} has no recipe in tools/search.py"
+        shipped = TrainingConfig.from_dict(record["config"])
+        # Resume states (checkpoint_every) do not change what is trained; every other field must agree.
+        assert replace(shipped, checkpoint_every=0) == replace(configs[path.stem], checkpoint_every=0), path.name
+        assert record["recipe"]["name"] == path.stem and "report" in record
