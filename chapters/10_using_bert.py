@@ -1021,9 +1021,9 @@ for method in shown:
 #   figure of the losses).
 # - **With pretraining, both ways work, and at this size every method ties with the others and with
 #   TF-IDF.** Frozen features and fine-tuning, of MiniLM and of the book's model, and TF-IDF all beat chance
-#   clearly (their intervals start above 1/3), and each one's accuracy lies inside every other one's
-#   interval. Their order in the table is not a finding: a dozen or so passages out of 300 would change it
-#   (the count is printed below).
+#   clearly (their intervals start above 1/3), and every two of their intervals overlap. Their order in the
+#   table is not a finding: the first and the last lie fewer than 30 passages apart out of 300 (the count is
+#   printed below), a score at one end at the edge of the interval of the other.
 # - **The book's model holds its own.** It has a sixteenth of MiniLM's weights (the ratio is printed below)
 #   and was pretrained on the training plays alone, yet it ties with MiniLM, frozen and fine-tuned. Against
 #   its own size trained from scratch, the comparison that isolates what pretraining gave, both ways of
@@ -1059,7 +1059,7 @@ scratch = "book's model size, from scratch"
 tied = [method for method in results if method != scratch]
 for method in tied:
     assert interval[method][0] > 1 / 3, method                                                  # beats chance
-    assert all(interval[method][0] <= accuracy[other] <= interval[method][1] for other in tied), method
+    assert all(interval[method][0] <= interval[other][1] for other in tied), method             # they overlap
     assert accuracy[scratch] < interval[method][0]
 assert macro_f1[scratch] < accuracy[scratch] - 0.05 and np.mean(loss_curves[scratch][-5:]) > 1.0
 for method in shown:
@@ -1069,6 +1069,7 @@ for method in shown:
     assert recall.argmin() == GENRES.index("tragedy"), method
     assert np.unravel_index(mistakes.argmax(), mistakes.shape) == (GENRES.index("tragedy"), GENRES.index("comedy"))
 gap = max(accuracy[method] for method in tied) - min(accuracy[method] for method in tied)
+assert gap * len(y_test) < 30
 print(f"the {len(tied)} tied methods lie {round(gap * len(y_test))} passages apart, of {len(y_test)}")
 print(f"from scratch: accuracy {accuracy[scratch]:.3f}, macro-F1 {macro_f1[scratch]:.3f}, "
       f"loss over the last five steps {np.mean(loss_curves[scratch][-5:]):.2f} (ln 3 = {np.log(3):.2f})")
