@@ -436,6 +436,13 @@ assert torch.allclose(output, torch_output, atol=1e-6)
 import torch
 
 
+def checks_values(tensor: torch.Tensor) -> bool:
+    """Whether to check a tensor's values in `forward`. On the CPU reading them costs next to nothing; on a GPU
+    it makes the host wait for the device at every call, so there we check shapes and dtypes only (a bad
+    index still fails, in the kernel that uses it)."""
+    return tensor.device.type == "cpu"
+
+
 def key_padding_mask(attention_mask):
     """A 1/0 attention_mask [batch, seq_len] (1 = real token) -> bool mask [batch, 1, 1, seq_len].
 
@@ -444,7 +451,8 @@ def key_padding_mask(attention_mask):
     """
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must have shape [batch, seq_len]; got {list(attention_mask.shape)}")
-    if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
+    if (attention_mask.dtype != torch.bool and checks_values(attention_mask)
+            and not ((attention_mask == 0) | (attention_mask == 1)).all()):
         # An additive mask (0 / -10000) would otherwise turn into the opposite bool mask.
         raise ValueError(
             "attention_mask must hold only 1 (real token) and 0 (padding); got values "
@@ -632,8 +640,10 @@ def plot_attention(attention, tokens, query_tokens=None, batch_index=0, head=0, 
 # There are no learned weights yet, so we make the embeddings by hand: each *word type* gets one
 # random 16-dimensional vector, and we use those vectors directly as queries, keys and values
 # (chapter 2 adds the learned projections). A vector's dot product with itself is its squared length,
-# about 16, while two unrelated random vectors score about 0 give or take 4. So every word should
-# attend to itself and to the other copies of the same word.
+# about 16, while two unrelated random vectors give about 0, give or take 4. `attention()` divides by
+# $\sqrt{d_k} = 4$, so the scores its softmax sees are about 4 for a word against itself and about 0, give
+# or take 1, for two unrelated words: $e^4 \approx 55$ times the weight. So every word should attend to
+# itself and to the other copies of the same word.
 
 # %%
 sentence = "the cat sat on the mat because the cat was tired".split()

@@ -666,9 +666,12 @@ plt.show()
 #
 # BERT's small initialisation makes every sublayer start small, so both stacks start closer to the identity and
 # the contrast is milder; it is there all the same. Xiong et al. (2020), "On Layer Normalization in the
-# Transformer Architecture", analyse this at initialisation: the gradient of a pre-LN stack's top layers
-# scales down as the stack gets deeper (like $1/\sqrt{L}$ for $L$ layers), a post-LN stack's does not, and they
-# argue that this is why post-LN needs a learning-rate warmup. BERT, post-LN, trains with a warmup of 10,000
+# Transformer Architecture", analyse a related but different quantity at initialisation: how the gradient of
+# the layers near the *output* changes with the depth $L$ of the whole stack. For pre-LN it shrinks as the
+# stack gets deeper (like $1/\sqrt{L}$); for post-LN it does not, and they argue that these large gradients
+# near the output are why post-LN needs a learning-rate warmup. Our figure holds the depth at 24 and looks
+# along the stack instead; the two agree in kind (pre-LN's stream grows, and its upper layers get less
+# gradient), but it does not measure their scaling law, which needs stacks of several depths. BERT, post-LN, trains with a warmup of 10,000
 # steps (chapter 9). Pre-LN's easier optimisation is why so many later models switched; matching BERT's
 # checkpoints is why we cannot.
 #

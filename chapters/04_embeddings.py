@@ -250,11 +250,16 @@ print("eval:  unchanged")
 # Now the same steps as a module. First, a guard for the ids. `nn.Embedding` given an id outside its
 # table raises `IndexError: index out of range in self` on the CPU, which names neither the tensor nor
 # the limit; on a GPU the same mistake is a device-side assert that leaves the CUDA context unusable.
-# So we check the ids before any lookup, and say which one is wrong, where, and what the limit is.
+# So we check the ids before any lookup, and say which one is wrong, where, and what the limit is. Reading
+# the values costs nothing on the CPU, but on a GPU it would make the host wait for the device at every
+# call; there we check the shape and dtype only (chapter 1's `checks_values`), and a batch that fails on
+# the GPU can be run on the CPU to be told why.
 
 # %%
 #| export: embeddings
 import torch
+
+from annotated_bert.attention import checks_values
 
 
 def check_ids(name: str, ids, limit: int, limit_name: str):
@@ -268,6 +273,8 @@ def check_ids(name: str, ids, limit: int, limit_name: str):
         raise ValueError(f"{name} must have shape [batch, seq_len]; got shape {list(ids.shape)}")
     if ids.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"{name} must hold integer ids (torch.long or torch.int); got dtype {ids.dtype}")
+    if not checks_values(ids):
+        return
     outside = (ids < 0) | (ids >= limit)                                              # (B, T)
     if outside.any():
         batch_index, position = (int(i) for i in outside.nonzero()[0])

@@ -1475,7 +1475,9 @@ print(book_tokenizer, "| first entries:", book_tokenizer.ids_to_tokens[:8])
 # %% [markdown]
 # Two held-out lines, Othello's and Portia's, with both vocabularies, and the first through Hugging Face's
 # tokenizer loaded from our directory. Our vocabulary, about a quarter the size of MiniLM's, spells
-# Shakespeare's words ("beware", "doth", "droppeth") in fewer pieces.
+# Shakespeare's own words ("beware", "doth", "droppeth") in fewer pieces. Over all the held-out words the two
+# are nearly level (1.358 and 1.367 tokens per word, in the table above): such words are a small part of a
+# play, and the rest both vocabularies hold whole.
 
 # %%
 held_out_lines = ["O, beware, my lord, of jealousy; It is the green-eyed monster which doth mock The meat it feeds on.",

@@ -75,6 +75,13 @@ def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
     return dropped_probs @ value, attention_probs  # (..., T_q, d_v), (..., T_q, T_k)
 
 
+def checks_values(tensor: torch.Tensor) -> bool:
+    """Whether to check a tensor's values in `forward`. On the CPU reading them costs next to nothing; on a GPU
+    it makes the host wait for the device at every call, so there we check shapes and dtypes only (a bad
+    index still fails, in the kernel that uses it)."""
+    return tensor.device.type == "cpu"
+
+
 def key_padding_mask(attention_mask):
     """A 1/0 attention_mask [batch, seq_len] (1 = real token) -> bool mask [batch, 1, 1, seq_len].
 
@@ -83,7 +90,8 @@ def key_padding_mask(attention_mask):
     """
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must have shape [batch, seq_len]; got {list(attention_mask.shape)}")
-    if attention_mask.dtype != torch.bool and not ((attention_mask == 0) | (attention_mask == 1)).all():
+    if (attention_mask.dtype != torch.bool and checks_values(attention_mask)
+            and not ((attention_mask == 0) | (attention_mask == 1)).all()):
         # An additive mask (0 / -10000) would otherwise turn into the opposite bool mask.
         raise ValueError(
             "attention_mask must hold only 1 (real token) and 0 (padding); got values "

@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from annotated_bert.attention import checks_values
+
 
 # ---- chapters/04_embeddings.py ------------------------------------------------------
 
@@ -23,6 +25,8 @@ def check_ids(name: str, ids, limit: int, limit_name: str):
         raise ValueError(f"{name} must have shape [batch, seq_len]; got shape {list(ids.shape)}")
     if ids.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"{name} must hold integer ids (torch.long or torch.int); got dtype {ids.dtype}")
+    if not checks_values(ids):
+        return
     outside = (ids < 0) | (ids >= limit)                                              # (B, T)
     if outside.any():
         batch_index, position = (int(i) for i in outside.nonzero()[0])

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
+from annotated_bert.attention import checks_values
 from annotated_bert.encoder import gelu
 from annotated_bert.model import BertConfig, BertModel, init_bert_weights
 from annotated_bert.pretrained import HF_NAMES
@@ -102,7 +103,8 @@ class BertForPreTraining(nn.Module):
             if masked_positions.dim() != 2 or masked_positions.shape[0] != batch_size:
                 raise ValueError(f"masked_positions must be [B, P] with B = {batch_size} (input_ids is "
                                  f"{_shape(input_ids)}); got {_shape(masked_positions)}")
-            if masked_positions.numel() and not (0 <= masked_positions.min() and masked_positions.max() < seq_len):
+            if (masked_positions.numel() and checks_values(masked_positions)
+                    and not (0 <= masked_positions.min() and masked_positions.max() < seq_len)):
                 raise ValueError(f"masked_positions must lie in [0, {seq_len}) for input_ids of shape "
                                  f"{_shape(input_ids)}; got values from {masked_positions.min().item()} "
                                  f"to {masked_positions.max().item()}")
@@ -133,7 +135,7 @@ class BertForPreTraining(nn.Module):
             if next_sentence_labels.shape != (input_ids.shape[0],):
                 raise ValueError(f"next_sentence_labels must be [B] = [{input_ids.shape[0]}]; "
                                  f"got {_shape(next_sentence_labels)}")
-            if not ((next_sentence_labels == 0) | (next_sentence_labels == 1)).all():
+            if checks_values(next_sentence_labels) and not ((next_sentence_labels == 0) | (next_sentence_labels == 1)).all():
                 raise ValueError("next_sentence_labels must be 0 (IsNext) or 1 (NotNext); got "
                                  f"{sorted(set(next_sentence_labels.tolist()))}")
             nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_labels)  # every row counts
