@@ -582,11 +582,13 @@ import torch
 from annotated_bert.viz import attention_maps
 
 
-def attention_chart(attention, tokens, batch_index: int = 0, heads=None):
+def attention_chart(attention, tokens, batch_index: int = 0, heads=None, start=None):
     """Interactive heatmap of attention [batch, heads, T, T], or of a tuple of them (one per layer).
 
     A dropdown picks the head (and the layer, for a tuple); hovering a cell shows the query token,
     the key token and the weight. One record per (layer, head, query) carries its row of weights.
+    `start`: the (layer, head) the chart opens on (default: layer 0, the first of `heads`). A weight
+    of 0 is white.
     """
     layers = list(attention) if isinstance(attention, (tuple, list)) else [attention]
     if not layers:
@@ -598,6 +600,10 @@ def attention_chart(attention, tokens, batch_index: int = 0, heads=None):
     heads = list(range(num_heads)) if heads is None else [int(head) for head in heads]
     if not heads or any(not 0 <= head < num_heads for head in heads):
         raise ValueError(f"heads must be a non-empty list of indices below {num_heads}; got {heads}")
+    start_layer, start_head = (0, heads[0]) if start is None else (int(start[0]), int(start[1]))
+    if not (0 <= start_layer < len(maps) and start_head in heads):
+        raise ValueError(f"start must be (layer, head) with layer below {len(maps)} and head in {heads}; "
+                         f"got {start}")
 
     ten_thousandths = [torch.round(layer_maps[batch_index] * 10_000).long() for layer_maps in maps]  # (heads, T, T)
     records = [
@@ -608,10 +614,10 @@ def attention_chart(attention, tokens, batch_index: int = 0, heads=None):
         for query, row in enumerate(layer_rows[head].tolist())
     ]
     key_tokens = alt.Data(values=[{"key": key, "key_token": str(token)} for key, token in enumerate(tokens)])
-    head_param = alt.param(name="head", value=heads[0], bind=alt.binding_select(options=heads, name="head "))
+    head_param = alt.param(name="head", value=start_head, bind=alt.binding_select(options=heads, name="head "))
     params, selected = [head_param], alt.datum.head == head_param
     if len(maps) > 1:
-        layer_param = alt.param(name="layer", value=0,
+        layer_param = alt.param(name="layer", value=start_layer,
                                 bind=alt.binding_select(options=list(range(len(maps))), name="layer "))
         params.append(layer_param)
         selected = selected & (alt.datum.layer == layer_param)
@@ -631,7 +637,8 @@ def attention_chart(attention, tokens, batch_index: int = 0, heads=None):
         .encode(
             x=alt.X("key:O", title="key (attended to)", axis=token_axis),
             y=alt.Y("query:O", title="query", axis=token_axis),
-            color=alt.Color("weight:Q", scale=alt.Scale(scheme="blues"), title="weight"),
+            color=alt.Color("weight:Q", title="weight",
+                            scale=alt.Scale(domainMin=0, range=["white", "#08306b"], interpolate="rgb")),  # white is 0
             tooltip=[alt.Tooltip("query_token:N", title="query"), alt.Tooltip("key_token:N", title="key"),
                      alt.Tooltip("weight:Q", format=".4f")],
         )

@@ -1268,10 +1268,11 @@ plt.show()
 #
 # Every head of every layer, for the same pair: choose the layer and the head under the chart, hover a
 # cell to read the query token, the key token and the weight. The chart is vega-lite drawn by JupyterLab
-# itself, so it works offline. (The saved PNG shows layer 0, head 0, since a picture has no dropdown.)
+# itself, so it works offline. It opens on the previous-token head found above (the saved PNG shows that
+# head, since a picture has no dropdown).
 
 # %%
-chart = attention_chart(example_attentions, example_tokens)
+chart = attention_chart(example_attentions, example_tokens, start=specialists["previous"])
 chart.save("../figures/06_attention_chart.png", scale_factor=2)
 chart
 

@@ -159,3 +159,14 @@ def test_chart_rejects_bad_tokens_heads_and_layers():
         attention_chart((attention, random_attention(1, 3, 5)), words(5))
     with pytest.raises(ValueError, match="empty"):
         attention_chart((), words(5))
+
+
+def test_chart_opens_on_the_head_asked_for_and_draws_zero_white():
+    layers = tuple(random_attention(1, 3, 5, seed=seed) for seed in range(2))
+    spec = attention_chart(layers, words(5), start=(1, 2)).to_dict()
+    params = {param["name"]: param["value"] for param in spec["params"]}
+    assert params == {"head": 2, "layer": 1}
+    scale = spec["encoding"]["color"]["scale"]
+    assert scale["domainMin"] == 0 and scale["range"][0] == "white"
+    with pytest.raises(ValueError, match="start must be"):
+        attention_chart(layers, words(5), start=(2, 0))
