@@ -414,8 +414,7 @@ single_output.shape, head_output.shape, head_probs.shape
 # %% [markdown]
 # PyTorch ships the same operation as `torch.nn.functional.scaled_dot_product_attention`, a fused
 # kernel that does not return the weights. It is our reference. (The size of the difference depends
-# on the machine's arithmetic, so this cell's printout is not compared when the book is tested; the
-# assert is.)
+# on the machine's arithmetic; the assert states the bound.)
 
 # %% tags=["nbval-ignore-output"]
 torch_output = F.scaled_dot_product_attention(query, key, value)

@@ -1315,8 +1315,8 @@ print(f"the training plays use {len(minilm_counts):,} of the {len(tokenizer):,} 
 # repeatedly adds the merge of the most frequent adjacent pair (`##o` + `##r` → `##or`) until the
 # vocabulary has the size asked for.
 #
-# One detail of that library needs care, because the book's vocabulary is a file we commit and
-# regenerate: the trainer breaks ties between equally frequent pairs by internal ids, and it numbers
+# One detail of that library needs care, because a vocabulary should come out the same every time it is
+# trained from the same text: the trainer breaks ties between equally frequent pairs by internal ids, and it numbers
 # the `##` characters in the order it meets them in a hash table that Rust seeds at random. Two runs of
 # its `BertWordPieceTokenizer` on the same sentences (in two Python processes) ordered the `##`
 # characters differently and, at 8,000 entries, chose a few different tokens. We remove the randomness

@@ -847,8 +847,8 @@ print("hidden_states", len(ours.hidden_states), "x", tuple(ours.hidden_states[0]
       " attentions", len(ours.attentions), "x", tuple(ours.attentions[0].shape))
 
 # %% [markdown]
-# The largest differences, for each output. (Their last digits depend on the CPU's float kernels, so the
-# notebook's test checks this cell's `assert`, not its printout.)
+# The largest differences, for each output. (Their last digits depend on the CPU's float kernels; the
+# `assert` states the bound.)
 
 # %% tags=["nbval-ignore-output"]
 differences = {

@@ -465,9 +465,8 @@ assert b_from_own_scene == 0 and all(one_sentence_chunks) and abs(np.mean(coin) 
 # The second rule is less visible: a random B is filled up to the *same* target as a true one
 # (`target_length - len(A)` tokens), so both kinds of B have about the same length. That matters
 # because a model learns whatever separates the two labels most cheaply. If NotNext B were shorter,
-# the length of B would predict the label and the model would learn to measure, not to read. (A probe
-# run while this book was prepared did exactly that: its negatives were shorter than its positives,
-# and its NSP accuracy rose on the training pairs while on held-out plays it stayed near chance.)
+# the length of B would predict the label and the model would learn to measure, not to read: its NSP
+# accuracy would rise on the training pairs and stay near chance on pairs built without the flaw.
 
 # %%
 def b_lengths(instances):

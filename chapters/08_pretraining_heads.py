@@ -169,9 +169,9 @@ class BertForPreTrainingOutput:
 # where $M$ holds the *real* masked tokens of the batch: padded prediction slots carry the label -100,
 # which `cross_entropy(ignore_index=-100)` leaves out of the sum and out of the count. The mean is over
 # tokens, not over sequences: a pair with 19 predictions weighs 19 times one with a single prediction,
-# as in BERT's code. The NSP loss has no `ignore_index` at all: both of its labels are real (bug 1 of
-# from-scratch BERTs in this book's notes was a loss shared by both tasks with `ignore_index=0`, which
-# silently dropped every IsNext pair). We also check the label values, since `cross_entropy` on a label
+# as in BERT's code. The NSP loss has no `ignore_index` at all: both of its labels are real (a loss
+# shared by both tasks with `ignore_index=0`, a bug from-scratch BERTs have shipped, silently drops every
+# IsNext pair, whose label is 0). We also check the label values, since `cross_entropy` on a label
 # of 2 or -1 would fail with a message that names neither task.
 
 # %%
@@ -681,8 +681,8 @@ print(f"{len(saved_names)} tensors saved; the heads':", [name for name in saved_
 assert theirs.cls.predictions.decoder.weight is theirs.bert.embeddings.word_embeddings.weight
 
 # %% [markdown]
-# The largest differences (their last digits depend on the CPU's float kernels, so the cell's output is not
-# compared; the assert is checked):
+# The largest differences (their last digits depend on the CPU's float kernels; the assert states the
+# bound):
 
 # %% tags=["nbval-ignore-output"]
 inputs = {key: tiny_batch[key] for key in ("input_ids", "token_type_ids", "attention_mask")}
