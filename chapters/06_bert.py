@@ -86,7 +86,7 @@ print(sorted(path.name for path in minilm_dir.iterdir() if not path.name.startsw
 # A bad value is refused when the config is made, with its name, rather than deep inside a layer later.
 
 # %%
-#| export: model
+#| export: config
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -219,6 +219,8 @@ for bad_values in ({"num_attention_heads": 10}, {"hidden_act": "relu"}, {"hidden
 
 # %%
 #| export: model
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -308,6 +310,7 @@ print(f"standard deviation: normal {plain.std().item():.4f}, truncated at ±2σ 
 # %%
 #| export: model
 from annotated_bert.attention import key_padding_mask
+from annotated_bert.config import BertConfig
 from annotated_bert.embeddings import BertEmbeddings
 from annotated_bert.encoder import Encoder
 
@@ -726,7 +729,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from annotated_bert.model import BertConfig
+from annotated_bert.config import BertConfig
 
 
 def load_pretrained(model_class, directory, device="cpu", strict: bool = True):
@@ -1294,8 +1297,10 @@ print(f'layer {layer}, head {head}: the second "to" gives {to_to[layer, head]:.2
 #
 # ## What we built
 #
-# - Module `model`: `BertConfig` (Hugging Face's `config.json` field names, validated, with `from_dict`,
-#   `from_json_file`, `to_dict`, `to_json_file`), `BertPooler`, `init_bert_weights`, `BertModelOutput` and
+# - Module `config`: `BertConfig` (Hugging Face's `config.json` field names, validated, with `from_dict`,
+#   `from_json_file`, `to_dict`, `to_json_file`), in a module of its own so that the checkpoint code can
+#   read a config without importing the model.
+# - Module `model`: `BertPooler`, `init_bert_weights`, `BertModelOutput` and
 #   `BertModel(config)`: embeddings, encoder and pooler, whose `forward(input_ids, token_type_ids=None,
 #   attention_mask=None, output_attentions=False, output_hidden_states=False)` returns the last hidden
 #   states `[B, T, H]`, the pooled vector `[B, H]` and, when asked, every layer's hidden states and

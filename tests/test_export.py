@@ -128,9 +128,11 @@ def test_a_chapter_edit_makes_the_package_stale(book):
 
 def test_init_offers_the_public_api_of_existing_modules(tmp_path):
     chapters = tmp_path / "chapters"
-    write_chapter(chapters, "06_model.py", ["#| export: model\nclass BertConfig: pass\nclass BertModel: pass"])
+    write_chapter(chapters, "06_model.py", ["#| export: config\nclass BertConfig: pass",
+                                            "#| export: model\nclass BertModel: pass"])
     init = export.render_package(chapters)["__init__.py"]
-    assert "from annotated_bert.model import BertConfig, BertModel" in init
+    assert "from annotated_bert.config import BertConfig" in init
+    assert "from annotated_bert.model import BertModel" in init
     assert "tokenization" not in init
 
 

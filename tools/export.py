@@ -38,7 +38,8 @@ CHAPTER_NAME = re.compile(r"^\d\d_\w+\.py$")
 # The names `from annotated_bert import ...` offers, module by module. A module that does not
 # exist yet (its chapter is not written) is left out of __init__.py.
 PUBLIC_API = {
-    "model": ["BertConfig", "BertModel"],
+    "config": ["BertConfig"],
+    "model": ["BertModel"],
     "pretraining": ["BertForPreTraining"],
     "tokenization": ["BertTokenizer"],
     "finetune": ["BertForSequenceClassification"],

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save_file
 
-from annotated_bert.model import BertConfig
+from annotated_bert.config import BertConfig
 
 
 # ---- chapters/06_bert.py ------------------------------------------------------------
