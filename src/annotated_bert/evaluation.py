@@ -112,10 +112,10 @@ def masked_copies(encoded: list[list[int]], mask_id: int, pad_id: int) -> dict[s
 
 
 @torch.no_grad()
-def pseudo_log_likelihood(model, tokenizer, text, batch_size: int = 64):
+def pseudo_log_likelihood(model, tokenizer, text, batch_size: int = 32):
     """How likely the masked-LM head finds `text` (Salazar et al. 2020): the sum over its WordPieces of the
     log-probability of each piece with that piece hidden. A str gives a float; a list of str a list of floats,
-    computed `batch_size` texts at a time."""
+    computed `batch_size` texts at a time, texts of like length together (so that little is padding)."""
     texts = [text] if isinstance(text, str) else list(text)
     device, limit = next(model.parameters()).device, model.config.max_position_embeddings
     encoded = [tokenizer(one)["input_ids"] for one in texts]
@@ -124,13 +124,15 @@ def pseudo_log_likelihood(model, tokenizer, text, batch_size: int = 64):
             raise ValueError(f"text {index} is {len(ids)} tokens with [CLS] and [SEP]; the model has {limit} positions")
     was_training, scores = model.training, torch.zeros(len(texts), dtype=torch.float64)
     model.eval()
+    by_length = sorted(range(len(texts)), key=lambda index: len(encoded[index]))
     for start in range(0, len(texts), batch_size):
+        chunk = torch.tensor(by_length[start:start + batch_size])                                  # text indices
         copies = {name: tensor.to(device) for name, tensor in
-                  masked_copies(encoded[start:start + batch_size], tokenizer.vocab[MASK], tokenizer.pad_token_id).items()}
+                  masked_copies([encoded[i] for i in chunk], tokenizer.vocab[MASK], tokenizer.pad_token_id).items()}
         logits = model(copies["input_ids"], torch.zeros_like(copies["input_ids"]), copies["attention_mask"],
                        masked_positions=copies["masked_positions"]).prediction_logits[:, 0]     # (C, V)
         log_probs = logits.float().log_softmax(-1).gather(1, copies["hidden_ids"])[:, 0]        # (C,)
-        scores.index_add_(0, start + copies["text_index"].cpu(), log_probs.double().cpu())
+        scores.index_add_(0, chunk[copies["text_index"].cpu()], log_probs.double().cpu())
     model.train(was_training)
     return scores[0].item() if isinstance(text, str) else scores.tolist()
 
