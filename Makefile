@@ -13,7 +13,7 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-unit test-chapters book export sync figures lab bench pretrain search html test-html clean
+.PHONY: help setup test test-unit test-chapters book export sync figures lab bench pretrain search transfer html test-html clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ pretrain: setup  ## pretrain the book's small BERT on the training plays (about 
 
 search: setup  ## chapter 9's recipe search: each recipe ~14 min on 2 cores, results in checkpoints/search/ (SEARCH="2x128 ..." for some)
 	$(PY) tools/search.py run $(SEARCH)
+
+transfer: setup  ## chapter 10's learning curves: every method on both tasks, ~30 min on 2 cores, results in checkpoints/transfer/
+	$(PY) tools/transfer.py
 
 bench: setup  ## time our BertModel against transformers' (MiniLM and BERT-base sizes), ours / theirs
 	$(PY) tools/bench.py

@@ -88,3 +88,20 @@ def test_the_shipped_search_results_are_what_their_recipes_train():
         # Resume states (checkpoint_every) do not change what is trained; every other field must agree.
         assert replace(shipped, checkpoint_every=0) == replace(configs[path.stem], checkpoint_every=0), path.name
         assert record["recipe"]["name"] == path.stem and "report" in record
+
+
+def test_the_shipped_learning_curves_are_of_the_tasks_the_chapter_builds():
+    """checkpoints/transfer/TASK.json (tools/transfer.py) holds, for every method and n, one prediction per test
+    example of the task that annotated_bert.transfer builds today."""
+    from annotated_bert import transfer
+    from annotated_bert.corpus import load_shakespeare
+
+    scenes = load_shakespeare()
+    for name, make in (("genre", transfer.genre_task), ("acceptability", transfer.acceptability_task)):
+        record = json.loads((ROOT / "checkpoints" / "transfer" / f"{name}.json").read_text())
+        task = make(scenes)
+        assert record["test"] == [example._asdict() for example in task.test], name
+        assert record["sizes"] == list(transfer.LABELLED)
+        for method, points in record["curves"].items():
+            assert sorted(points, key=int) == [str(n) for n in transfer.LABELLED], (name, method)
+            assert all(len(point["predictions"]) == len(task.test) for point in points.values()), (name, method)

@@ -400,3 +400,22 @@ def test_the_longest_input_is_fine(small_model):
         output = small_model(torch.ones(1, SMALL["max_position_embeddings"], dtype=torch.long))
     assert output.last_hidden_state.shape == (1, 20, 16)
     assert math.isfinite(output.last_hidden_state.abs().max().item())
+
+
+def test_forward_reads_no_values_on_a_device_other_than_the_cpu():
+    """On the meta device (shapes without data) any check that reads a tensor's values would raise, just as on
+    a GPU it would make the host wait: forward must run on shapes alone there, for every model class."""
+    from annotated_bert.finetune import BertForSequenceClassification
+    from annotated_bert.pretraining import BertForPreTraining
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)
+    ids = torch.randint(0, 50, (2, 7), device="meta")
+    mask, types = torch.ones(2, 7, dtype=torch.long, device="meta"), torch.zeros(2, 7, dtype=torch.long, device="meta")
+    pretraining = BertForPreTraining(config).to("meta")
+    positions = torch.zeros(2, 3, dtype=torch.long, device="meta")
+    out = pretraining(ids, types, mask, masked_positions=positions, masked_labels=positions,
+                      next_sentence_labels=torch.zeros(2, dtype=torch.long, device="meta"))
+    assert out.loss.device.type == "meta" and out.prediction_logits.shape == (2, 3, 50)
+    classifier = BertForSequenceClassification(config, num_labels=3).to("meta")
+    assert classifier(ids, attention_mask=mask, labels=torch.zeros(2, dtype=torch.long, device="meta")).loss.shape == ()

@@ -2,9 +2,10 @@
 """The Annotated BERT: BERT built chapter by chapter; each module comes from a chapter."""
 
 __version__ = "0.1.0"
-from annotated_bert.model import BertConfig, BertModel  # noqa: E402
+from annotated_bert.config import BertConfig  # noqa: E402
+from annotated_bert.model import BertModel  # noqa: E402
 from annotated_bert.pretraining import BertForPreTraining  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 from annotated_bert.finetune import BertForSequenceClassification  # noqa: E402
 
-modules = ['attention', 'corpus', 'data', 'embeddings', 'encoder', 'evaluation', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'viz']
+modules = ['attention', 'config', 'corpus', 'data', 'embeddings', 'encoder', 'evaluation', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'transfer', 'viz']

@@ -14,8 +14,10 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
+from annotated_bert.attention import checks_values
 from annotated_bert.model import BertConfig, BertModel, init_bert_weights
 from annotated_bert.pretrained import load_hf_state_dict, read_checkpoint, to_hf_name
+from annotated_bert.training import linear_warmup_decay, parameter_groups
 
 
 # ---- chapters/10_using_bert.py ------------------------------------------------------
@@ -80,7 +82,7 @@ class BertForSequenceClassification(nn.Module):
         if labels.is_floating_point():
             raise ValueError(f"labels must be class indices (integers) for {self.num_labels} classes; "
                              f"got {labels.dtype}")
-        if labels.numel() and not (0 <= labels.min() and labels.max() < self.num_labels):
+        if labels.numel() and checks_values(labels) and not (0 <= labels.min() and labels.max() < self.num_labels):
             raise ValueError(f"labels must lie in [0, {self.num_labels}); got values from {labels.min().item()} "
                              f"to {labels.max().item()}")
         return F.cross_entropy(logits, labels)
@@ -248,37 +250,34 @@ def trimmed(input_ids, attention_mask):
     return input_ids[:, :length], attention_mask[:, :length]                      # (B, T') each
 
 
-def warmup_then_linear_decay(step: int, total_steps: int, warmup_steps: int) -> float:
-    """The learning rate's multiplier at `step`: 0 -> 1 over the warm-up, then down to 0 at `total_steps`."""
-    if step < warmup_steps:
-        return (step + 1) / (warmup_steps + 1)
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+def fine_tuning_optimizer(model, learning_rate: float, weight_decay: float, warmup_steps: int, total_steps: int):
+    """AdamW (eps 1e-6) with chapter 9's parameter groups (no weight decay on biases and LayerNorm, as in
+    BERT's code) and its warm-up and linear decay."""
+    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=learning_rate, eps=1e-6)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: linear_warmup_decay(step, warmup_steps, total_steps))
+    return optimizer, schedule
 
 
 def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_size: int = 16,
               learning_rate: float = 1e-4, warmup_fraction: float = 0.1, weight_decay: float = 0.01,
-              seed: int = 0) -> list[float]:
+              seed: int = 0, after_epoch=None) -> list[float]:
     """Train every weight of a BertForSequenceClassification on padded [N, T] inputs and [N] labels.
 
-    AdamW (eps 1e-6; no weight decay on biases and LayerNorm), linear warm-up then linear decay, a new
-    shuffle each epoch from `seed`. Leaves the model in eval mode; returns the loss of every step.
+    AdamW (eps 1e-6; no weight decay on biases and LayerNorm), chapter 9's linear warm-up then linear decay,
+    a new shuffle each epoch from `seed`; `after_epoch(epoch)`, if given, is called after each epoch (to score
+    a development set, say). Leaves the model in eval mode; returns the loss of every step.
     """
     if not (input_ids.shape == attention_mask.shape and input_ids.shape[:1] == labels.shape):
         raise ValueError(f"input_ids and attention_mask must be [N, T] and labels [N]; got {list(input_ids.shape)}, "
                          f"{list(attention_mask.shape)} and {list(labels.shape)}")
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in parameters if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},   # biases and LayerNorm
-    ], lr=learning_rate, eps=1e-6)
-    steps_per_epoch = math.ceil(len(labels) / batch_size)
-    total_steps = epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_then_linear_decay(step, total_steps, int(warmup_fraction * total_steps)))
+    total_steps = epochs * math.ceil(len(labels) / batch_size)
+    optimizer, schedule = fine_tuning_optimizer(model, learning_rate, weight_decay,
+                                                math.floor(warmup_fraction * total_steps), total_steps)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
     losses = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        model.train()
         order = torch.randperm(len(labels), generator=generator)
         for start in range(0, len(labels), batch_size):
             rows = order[start:start + batch_size]
@@ -289,6 +288,8 @@ def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_s
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
+        if after_epoch is not None:
+            after_epoch(epoch)
     model.eval()
     return losses
 
