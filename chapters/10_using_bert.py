@@ -101,11 +101,6 @@ BOOK_MODEL_DIR = Path("../checkpoints/bert-shakespeare")   # the book's model, p
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.nn import functional as F
-
-from annotated_bert.attention import checks_values
-from annotated_bert.model import BertConfig, BertModel, init_bert_weights
 
 
 @dataclass
@@ -121,6 +116,41 @@ def check_num_labels(num_labels) -> int:
         raise ValueError("num_labels must be a positive integer (1 for a regression score, 2 or more for classes); "
                          f"got {num_labels!r}")
     return num_labels
+
+# %% [markdown]
+# The loss, a function of the logits, the labels and the number of labels, with the checks that name a bad
+# label:
+
+# %%
+#| export: finetune
+import torch
+from torch.nn import functional as F
+
+from annotated_bert.attention import checks_values
+
+
+def classification_loss(logits, labels, num_labels: int) -> torch.Tensor:
+    """Cross-entropy of [B, num_labels] logits against [B] class indices; mean squared error when num_labels
+    is 1 (a regression score)."""
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"labels must have shape [B] = [{logits.shape[0]}]; got {list(labels.shape)}")
+    if num_labels == 1:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    if labels.is_floating_point():
+        raise ValueError(f"labels must be class indices (integers) for {num_labels} classes; got {labels.dtype}")
+    if labels.numel() and checks_values(labels) and not (0 <= labels.min() and labels.max() < num_labels):
+        raise ValueError(f"labels must lie in [0, {num_labels}); got values from {labels.min().item()} "
+                         f"to {labels.max().item()}")
+    return F.cross_entropy(logits, labels)
+
+# %% [markdown]
+# And the class: encoder, dropout, classifier.
+
+# %%
+#| export: finetune
+from torch import nn
+
+from annotated_bert.model import BertConfig, BertModel, init_bert_weights
 
 
 class BertForSequenceClassification(nn.Module):
@@ -159,18 +189,8 @@ class BertForSequenceClassification(nn.Module):
         )
 
     def loss(self, logits, labels) -> torch.Tensor:
-        """Cross-entropy over the classes; mean squared error when num_labels == 1 (a regression score)."""
-        if labels.shape != (logits.shape[0],):
-            raise ValueError(f"labels must have shape [B] = [{logits.shape[0]}]; got {list(labels.shape)}")
-        if self.num_labels == 1:
-            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-        if labels.is_floating_point():
-            raise ValueError(f"labels must be class indices (integers) for {self.num_labels} classes; "
-                             f"got {labels.dtype}")
-        if labels.numel() and checks_values(labels) and not (0 <= labels.min() and labels.max() < self.num_labels):
-            raise ValueError(f"labels must lie in [0, {self.num_labels}); got values from {labels.min().item()} "
-                             f"to {labels.max().item()}")
-        return F.cross_entropy(logits, labels)
+        """classification_loss with this model's number of labels."""
+        return classification_loss(logits, labels, self.num_labels)
 
     @classmethod
     def from_pretrained(cls, directory, num_labels: int | None = None, device="cpu",
@@ -219,14 +239,6 @@ print("new weights:", [(name, tuple(parameter.shape))
 
 # %%
 #| export: finetune
-import json
-import warnings
-from pathlib import Path
-
-from safetensors.torch import save_file
-
-from annotated_bert.pretrained import load_hf_state_dict, read_checkpoint, to_hf_name
-
 CLASSIFIER_NAMES = ("classifier.weight", "classifier.bias")
 PRETRAINING_HEAD_PREFIX = "cls."  # BertForPreTraining's MLM and NSP heads
 
@@ -242,6 +254,20 @@ def split_classifier(checkpoint: dict) -> tuple[dict, dict, list]:
         else:
             encoder[name] = tensor
     return encoder, classifier, dropped
+
+# %% [markdown]
+# Loading: the encoder through chapter 6's strict loader, then the classifier, whose shape must match
+# `num_labels`, or a fresh one with a warning.
+
+# %%
+#| export: finetune
+import warnings
+from pathlib import Path
+
+import torch
+
+from annotated_bert.config import BertConfig
+from annotated_bert.pretrained import load_hf_state_dict, read_checkpoint
 
 
 def load_classifier_checkpoint(model_class, directory, num_labels=None, device="cpu", strict: bool = True):
@@ -278,6 +304,18 @@ def load_classifier_checkpoint(model_class, directory, num_labels=None, device="
         for name, tensor in classifier.items():
             model.classifier.get_parameter(name.removeprefix("classifier.")).copy_(tensor)
     return model.to(device).eval()
+
+# %% [markdown]
+# Saving: `transformers`' names, and an `id2label` that tells it how many labels there are.
+
+# %%
+#| export: finetune
+import json
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from annotated_bert.pretrained import to_hf_name
 
 
 def save_classifier_checkpoint(model, directory) -> None:
@@ -373,6 +411,8 @@ for directory in (MINILM_DIR, BOOK_MODEL_DIR):
 
 # %%
 #| export: finetune
+from annotated_bert.config import BertConfig
+
 FEATURE_LAYERS = ("last", "sum4", "concat4")
 FEATURE_POOLINGS = ("cls", "mean")
 
@@ -388,6 +428,13 @@ def feature_size(config: BertConfig, layers: str = "last") -> int:
     """The length of one feature vector: H, or 4H for the concatenation of the last four layers."""
     check_feature_choice(layers, "cls")
     return 4 * config.hidden_size if layers == "concat4" else config.hidden_size
+
+# %% [markdown]
+# The two choices, as two functions: which hidden states, then which tokens.
+
+# %%
+#| export: finetune
+import torch
 
 
 def select_layers(hidden_states, layers: str = "last") -> torch.Tensor:
@@ -424,6 +471,15 @@ def pool_hidden_states(hidden_states, attention_mask=None, layers: str = "last",
     """One feature vector per sequence from BertModel's hidden_states: [B, H] (or [B, 4H] for concat4)."""
     check_feature_choice(layers, pooling)
     return pool_tokens(select_layers(hidden_states, layers), attention_mask, pooling)
+
+# %% [markdown]
+# The extractor runs the frozen model once; `trimmed` drops the padding columns a batch does not need.
+
+# %%
+#| export: finetune
+import torch
+
+from annotated_bert.model import BertModel
 
 
 @torch.no_grad()

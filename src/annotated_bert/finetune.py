@@ -15,8 +15,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from annotated_bert.attention import checks_values
+from annotated_bert.config import BertConfig
 from annotated_bert.model import BertConfig, BertModel, init_bert_weights
-from annotated_bert.pretrained import load_hf_state_dict, read_checkpoint, to_hf_name
+from annotated_bert.model import BertModel
+from annotated_bert.pretrained import load_hf_state_dict, read_checkpoint
+from annotated_bert.pretrained import to_hf_name
 from annotated_bert.training import linear_warmup_decay, parameter_groups
 
 
@@ -36,6 +39,21 @@ def check_num_labels(num_labels) -> int:
         raise ValueError("num_labels must be a positive integer (1 for a regression score, 2 or more for classes); "
                          f"got {num_labels!r}")
     return num_labels
+
+
+def classification_loss(logits, labels, num_labels: int) -> torch.Tensor:
+    """Cross-entropy of [B, num_labels] logits against [B] class indices; mean squared error when num_labels
+    is 1 (a regression score)."""
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"labels must have shape [B] = [{logits.shape[0]}]; got {list(labels.shape)}")
+    if num_labels == 1:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    if labels.is_floating_point():
+        raise ValueError(f"labels must be class indices (integers) for {num_labels} classes; got {labels.dtype}")
+    if labels.numel() and checks_values(labels) and not (0 <= labels.min() and labels.max() < num_labels):
+        raise ValueError(f"labels must lie in [0, {num_labels}); got values from {labels.min().item()} "
+                         f"to {labels.max().item()}")
+    return F.cross_entropy(logits, labels)
 
 
 class BertForSequenceClassification(nn.Module):
@@ -74,18 +92,8 @@ class BertForSequenceClassification(nn.Module):
         )
 
     def loss(self, logits, labels) -> torch.Tensor:
-        """Cross-entropy over the classes; mean squared error when num_labels == 1 (a regression score)."""
-        if labels.shape != (logits.shape[0],):
-            raise ValueError(f"labels must have shape [B] = [{logits.shape[0]}]; got {list(labels.shape)}")
-        if self.num_labels == 1:
-            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-        if labels.is_floating_point():
-            raise ValueError(f"labels must be class indices (integers) for {self.num_labels} classes; "
-                             f"got {labels.dtype}")
-        if labels.numel() and checks_values(labels) and not (0 <= labels.min() and labels.max() < self.num_labels):
-            raise ValueError(f"labels must lie in [0, {self.num_labels}); got values from {labels.min().item()} "
-                             f"to {labels.max().item()}")
-        return F.cross_entropy(logits, labels)
+        """classification_loss with this model's number of labels."""
+        return classification_loss(logits, labels, self.num_labels)
 
     @classmethod
     def from_pretrained(cls, directory, num_labels: int | None = None, device="cpu",
