@@ -150,7 +150,8 @@ def classification_loss(logits, labels, num_labels: int) -> torch.Tensor:
 #| export: finetune
 from torch import nn
 
-from annotated_bert.model import BertConfig, BertModel, init_bert_weights
+from annotated_bert.config import BertConfig
+from annotated_bert.model import BertModel, init_bert_weights
 
 
 class BertForSequenceClassification(nn.Module):

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from annotated_bert.attention import checks_values
 from annotated_bert.config import BertConfig
-from annotated_bert.model import BertConfig, BertModel, init_bert_weights
+from annotated_bert.model import BertModel, init_bert_weights
 from annotated_bert.model import BertModel
 from annotated_bert.pretrained import load_hf_state_dict, read_checkpoint
 from annotated_bert.pretrained import to_hf_name
