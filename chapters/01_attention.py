@@ -574,7 +574,6 @@ print("eval:     output equals clean probabilities @ value:", torch.allclose(out
 #| export: viz
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -606,6 +605,10 @@ def attention_matrix(attention, batch_index: int = 0, head: int = 0) -> np.ndarr
 def _tick_step(count: int, most: int = 48) -> int:
     """Label every token of a short sentence, every k-th one of a long one."""
     return max(1, math.ceil(count / most))
+
+# %%
+#| export: viz
+import matplotlib.pyplot as plt
 
 
 def plot_attention(attention, tokens, query_tokens=None, batch_index=0, head=0, ax=None, title=None):

@@ -650,7 +650,8 @@ def split_on_punctuation(word: str) -> list[str]:
 def _split_word(word: str, do_lower_case: bool) -> tuple[str, ...]:
     return tuple(split_on_punctuation(normalize_word(word, do_lower_case)))
 
-
+# %%
+#| export: tokenization
 def basic_tokenize(text: str, do_lower_case: bool = True, never_split=frozenset()) -> list[str]:
     """BERT's first stage: clean, split at whitespace, normalize, split off punctuation.
 

@@ -565,6 +565,7 @@ tuple(position_ids.shape)
 #| export: pretrained
 import re
 
+
 # Our parameter names -> Hugging Face's, one readable line per module of a BERT encoder. `{i}` is a layer
 # index; every line covers both `.weight` and `.bias` where the module has them.
 HF_NAMES = {
@@ -582,6 +583,8 @@ HF_NAMES = {
     "encoder.layers.{i}.output_norm":              "encoder.layer.{i}.output.LayerNorm",
     "pooler.dense":                                "pooler.dense",
 }
+
+
 # Buffers some checkpoints carry that hold no learned weights.
 IGNORED_CHECKPOINT_KEYS = re.compile(r"(^|\.)embeddings\.(position_ids|token_type_ids)$")
 LEGACY_LAYER_NORM = {"gamma": "weight", "beta": "bias"}
@@ -594,7 +597,8 @@ def _pattern(name: str) -> re.Pattern:
 _OURS_TO_HF = [(_pattern(ours), hf) for ours, hf in HF_NAMES.items()]
 _HF_TO_OURS = [(_pattern(hf), ours) for ours, hf in HF_NAMES.items()]
 
-
+# %%
+#| export: pretrained
 def _rename(name: str, table) -> str | None:
     for pattern, target in table:
         match = pattern.match(name)
@@ -658,9 +662,6 @@ for name in ("bert.encoder.layer.3.attention.output.LayerNorm.gamma", "bert.embe
 
 # %%
 #| export: pretrained
-import warnings
-
-
 # Tensors of task heads that a BertModel does not have (pretraining heads, classifiers): dropped, with a warning.
 HEAD_PREFIXES = ("cls.", "classifier.")
 
@@ -668,6 +669,10 @@ HEAD_PREFIXES = ("cls.", "classifier.")
 def _listed(names: list, most: int = 8) -> str:
     shown = ", ".join(names[:most])
     return shown + (f", ... and {len(names) - most} more" if len(names) > most else "")
+
+# %%
+#| export: pretrained
+import warnings
 
 
 def load_hf_state_dict(model, checkpoint: dict, strict: bool = True) -> None:
@@ -1078,12 +1083,13 @@ print(len(example_attentions), "x", tuple(example_attentions[0].shape))
 
 # %%
 #| export: viz
-import numpy as np
+ATTENTION_PATTERNS = ("[CLS]", "[SEP]", "previous", "next", "itself")
+
+# %%
+#| export: viz
 import torch
 
 from annotated_bert.viz import attention_maps
-
-ATTENTION_PATTERNS = ("[CLS]", "[SEP]", "previous", "next", "itself")
 
 
 def attention_pattern_summary(attentions, input_ids, cls_token_id: int, sep_token_id: int,

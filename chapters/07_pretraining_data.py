@@ -627,9 +627,6 @@ for name, vocabulary in [("this book's", list(tokenizer.vocab)), ("BERT's uncase
 
 # %%
 #| export: data
-from dataclasses import replace
-
-
 def masking_candidates(tokens, whole_word: bool = False) -> list[list[int]]:
     """Groups of positions that are chosen together: each ordinary token alone, or, with `whole_word`,
     each word with its ## pieces (a ## piece never joins a word across [SEP])."""
@@ -642,6 +639,10 @@ def masking_candidates(tokens, whole_word: bool = False) -> list[list[int]]:
         else:
             groups.append([position])
     return groups
+
+# %%
+#| export: data
+from dataclasses import replace
 
 
 def mask_instance(instance: TrainingInstance, replacement_tokens, rng, *, masked_lm_prob: float = 0.15,
@@ -927,15 +928,16 @@ for dynamic in (False, True):
 
 # %%
 #| export: data
-import torch
-
-
 def _token_ids(vocab, tokens, row: int) -> list[int]:
     try:
         return [vocab[token] for token in tokens]
     except KeyError as error:
         raise ValueError(f"instance {row} has the token {error.args[0]!r}, which is not in the tokenizer's "
                          "vocabulary: were the instances made with another tokenizer?") from None
+
+# %%
+#| export: data
+import torch
 
 
 def collate_pretraining_batch(instances, tokenizer, *, pad_to: int | None = None,

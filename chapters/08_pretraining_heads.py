@@ -416,13 +416,7 @@ REDUNDANT_HF_NAMES = ("cls.predictions.decoder.weight", "cls.predictions.decoder
 
 # %%
 #| export: pretraining
-import json
-import warnings
-from pathlib import Path
-
-from safetensors.torch import save_file
-
-from annotated_bert.pretrained import IGNORED_CHECKPOINT_KEYS, LEGACY_LAYER_NORM, read_checkpoint
+from annotated_bert.pretrained import LEGACY_LAYER_NORM
 
 
 def _name_pattern(name: str) -> re.Pattern:
@@ -456,6 +450,12 @@ def from_pretraining_hf_name(name: str) -> str | None:
     if name.startswith(("bert.", "cls.")):
         return _renamed(name, _FROM_HF)
     return _renamed("bert." + name, _FROM_HF)  # an encoder-only checkpoint: BertModel's names
+
+# %%
+#| export: pretraining
+import warnings
+
+from annotated_bert.pretrained import IGNORED_CHECKPOINT_KEYS
 
 
 def load_pretraining_state_dict(model, checkpoint: dict, strict: bool = True) -> None:
@@ -499,6 +499,15 @@ def load_pretraining_state_dict(model, checkpoint: dict, strict: bool = True) ->
     with torch.no_grad():
         for name, tensor in renamed.items():
             ours[name].copy_(tensor)
+
+# %%
+#| export: pretraining
+import json
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from annotated_bert.pretrained import read_checkpoint
 
 
 def load_pretraining_checkpoint(model_class, directory, device="cpu", strict: bool = True):

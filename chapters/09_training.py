@@ -452,7 +452,8 @@ def evaluation_batches(documents, tokenizer, config: TrainingConfig, batch_size:
     return [collate_pretraining_batch(masked[start:start + batch_size], tokenizer)
             for start in range(0, len(masked), batch_size)]
 
-
+# %%
+#| export: training
 @torch.no_grad()
 def evaluate(model: BertForPreTraining, batches) -> dict:
     """Top-1 masked-token accuracy and next-sentence accuracy over `batches`, in eval mode."""
@@ -1016,8 +1017,6 @@ assert same_losses and same_weights
 
 # %%
 #| export: training
-import platform
-
 MODEL_CARD = """# {name}
 
 A small BERT ({layers} layers, hidden size {hidden}, {heads} heads, {parameters:,} parameters) pretrained from
@@ -1051,6 +1050,10 @@ def report_lines(report: dict | None) -> str:
     lines.append(f"- Next sentence on pairs of 3-sentence segments (half with B from another scene): "
                  f"{segments['all']:.3f}.")
     return "\n".join(lines) + "\n"
+
+# %%
+#| export: training
+import platform
 
 
 def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict) -> Path:
@@ -1086,15 +1089,9 @@ def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokeni
 # %%
 #| export: pretrain
 import argparse
-import sys
 from dataclasses import fields
 
-import torch
-
-from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
-from annotated_bert.evaluation import held_out_report
-from annotated_bert.tokenization import BertTokenizer
-from annotated_bert.training import TrainingConfig, init_process, pretrain, write_checkpoint
+from annotated_bert.training import TrainingConfig
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -1127,6 +1124,10 @@ def argument_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, type=type(default), default=default, metavar=type(default).__name__.upper())
     return parser
 
+# %%
+#| export: pretrain
+from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
+
 
 def load_corpus(corpus: str, speaker_names: bool = True):
     """(training documents, held-out documents, details for training.json)."""
@@ -1141,6 +1142,17 @@ def load_corpus(corpus: str, speaker_names: bool = True):
                          "2 held out (a next-sentence negative comes from another document)")
     cut = len(documents) - max(2, len(documents) // 20)
     return documents[:cut], documents[cut:], {"corpus": str(corpus), "held_out_documents": len(documents) - cut}
+
+# %%
+#| export: pretrain
+import sys
+from dataclasses import fields
+
+import torch
+
+from annotated_bert.evaluation import held_out_report
+from annotated_bert.tokenization import BertTokenizer
+from annotated_bert.training import TrainingConfig, init_process, pretrain, write_checkpoint
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ import torch
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
 from annotated_bert.evaluation import held_out_report
 from annotated_bert.tokenization import BertTokenizer
+from annotated_bert.training import TrainingConfig
 from annotated_bert.training import TrainingConfig, init_process, pretrain, write_checkpoint
 
 

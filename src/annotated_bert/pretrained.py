@@ -50,6 +50,8 @@ HF_NAMES = {
     "encoder.layers.{i}.output_norm":              "encoder.layer.{i}.output.LayerNorm",
     "pooler.dense":                                "pooler.dense",
 }
+
+
 # Buffers some checkpoints carry that hold no learned weights.
 IGNORED_CHECKPOINT_KEYS = re.compile(r"(^|\.)embeddings\.(position_ids|token_type_ids)$")
 LEGACY_LAYER_NORM = {"gamma": "weight", "beta": "bias"}

@@ -18,7 +18,9 @@ from annotated_bert.attention import checks_values
 from annotated_bert.encoder import gelu
 from annotated_bert.model import BertConfig, BertModel, init_bert_weights
 from annotated_bert.pretrained import HF_NAMES
-from annotated_bert.pretrained import IGNORED_CHECKPOINT_KEYS, LEGACY_LAYER_NORM, read_checkpoint
+from annotated_bert.pretrained import LEGACY_LAYER_NORM
+from annotated_bert.pretrained import IGNORED_CHECKPOINT_KEYS
+from annotated_bert.pretrained import read_checkpoint
 
 
 # ---- chapters/08_pretraining_heads.py -----------------------------------------------
