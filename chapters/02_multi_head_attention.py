@@ -280,11 +280,7 @@ split_heads(queries, num_heads).shape, merge_heads(context_by_head).shape
 
 # %%
 #| export: attention
-import torch
-import torch.nn.functional as F
 from torch import nn
-
-from annotated_bert.attention import attention, check_attention_inputs
 
 
 class MultiHeadAttention(nn.Module):
@@ -312,6 +308,16 @@ class MultiHeadAttention(nn.Module):
         self.output = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
 
+# %%
+#| export: attention
+import torch
+import torch.nn.functional as F
+
+from annotated_bert.attention import attention, check_attention_inputs
+
+
+# MultiHeadAttention, continued from the cell above.
+class MultiHeadAttention(MultiHeadAttention):
     def forward(self, hidden_states, mask=None, output_attentions: bool = False):
         if hidden_states.dim() != 3 or hidden_states.size(-1) != self.hidden_size:
             raise ValueError(

@@ -273,9 +273,6 @@ plt.show()
 
 # %%
 #| export: encoder
-from annotated_bert.attention import MultiHeadAttention
-
-
 def check_hidden_states(hidden_states, hidden_size: int, where: str):
     """Raise a ValueError that names the shapes unless hidden_states is [batch, seq_len, hidden_size]."""
     if hidden_states.dim() != 3 or hidden_states.size(-1) != hidden_size:
@@ -283,6 +280,10 @@ def check_hidden_states(hidden_states, hidden_size: int, where: str):
             f"{where} expects hidden_states of shape [batch, seq_len, hidden_size={hidden_size}]; "
             f"got {list(hidden_states.shape)}"
         )
+
+# %%
+#| export: encoder
+from annotated_bert.attention import MultiHeadAttention
 
 
 class EncoderLayer(nn.Module):
@@ -469,7 +470,8 @@ class EncoderOutput:
     hidden_states: tuple | None = None              # the input and each layer's output, when asked
     attentions: tuple | None = None                 # one (B, heads, T, T) per layer, when asked
 
-
+# %%
+#| export: encoder
 class Encoder(nn.Module):
     """A stack of `num_layers` encoder layers.
 

@@ -87,7 +87,6 @@ print("\n".join(hamlet_path.read_text(encoding="utf-8").splitlines()[:18]))
 # %%
 #| export: corpus
 from dataclasses import dataclass
-from importlib.resources import files
 
 
 @dataclass(frozen=True)
@@ -119,6 +118,11 @@ FOLIO_GENRES: dict[str, str | None] = {
     "antony-and-cleopatra": "tragedy", "cymbeline": "tragedy",
     "pericles": None, "edward-iii": None,
 }
+
+# %%
+#| export: corpus
+from importlib.resources import files
+
 
 # Two plays of each genre that no model of this book trains on: later chapters measure on them.
 HELD_OUT_PLAYS: tuple[str, ...] = (
@@ -876,8 +880,6 @@ import json
 import re
 from pathlib import Path
 
-import torch
-
 
 class BertTokenizer:
     """BERT's WordPiece tokenizer: basic tokenization, then greedy longest-match-first WordPiece.
@@ -941,6 +943,10 @@ class BertTokenizer:
         self.__dict__.update(state)
         self._word_cache = functools.lru_cache(maxsize=1 << 18)(self._pieces_and_ids)
 
+# %%
+#| export: tokenization
+# BertTokenizer, continued from the cell above.
+class BertTokenizer(BertTokenizer):
     # ---- text -> tokens -> ids ---------------------------------------------------------------------
     def _pieces_and_ids(self, word: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
         """A whitespace-separated word of cleaned text -> its WordPiece tokens and their ids."""
@@ -970,6 +976,13 @@ class BertTokenizer:
             return self.vocab.get(tokens, self.unk_token_id)
         return [self.vocab.get(token, self.unk_token_id) for token in tokens]
 
+# %%
+#| export: tokenization
+import torch
+
+
+# BertTokenizer, continued from the cell above.
+class BertTokenizer(BertTokenizer):
     def convert_ids_to_tokens(self, ids) -> list[str]:
         """Ids (a list, or a tensor) -> tokens; an id outside the vocabulary is an error."""
         if isinstance(ids, torch.Tensor):
@@ -994,6 +1007,13 @@ class BertTokenizer:
             token_type_ids += [1] * (len(ids_b) + 1)
         return input_ids, token_type_ids
 
+# %%
+#| export: tokenization
+import torch
+
+
+# BertTokenizer, continued from the cell above.
+class BertTokenizer(BertTokenizer):
     def __call__(self, text, text_pair=None, *, padding=False, truncation=False, max_length=None,
                  return_tensors=None) -> dict:
         """Text (or a list of texts, a batch) -> {"input_ids", "token_type_ids", "attention_mask"}.
@@ -1053,6 +1073,13 @@ class BertTokenizer:
             return {key: torch.tensor(rows, dtype=torch.long) for key, rows in encoded.items()}   # (B, T)
         return encoded if is_batch else {key: rows[0] for key, rows in encoded.items()}
 
+# %%
+#| export: tokenization
+import torch
+
+
+# BertTokenizer, continued from the cell above.
+class BertTokenizer(BertTokenizer):
     def decode(self, ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool = False) -> str:
         """Ids -> text: tokens joined by spaces, each ## piece glued to the one before it.
 

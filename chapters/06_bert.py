@@ -87,11 +87,11 @@ print(sorted(path.name for path in minilm_dir.iterdir() if not path.name.startsw
 
 # %%
 #| export: config
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-
 SUPPORTED_ACTIVATIONS = ("gelu",)
+
+# %%
+#| export: config
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -147,6 +147,15 @@ class BertConfig:
                 "(learned positions, as BERT) is"
             )
 
+# %%
+#| export: config
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+
+# BertConfig, continued from the cell above.
+class BertConfig(BertConfig):
     @classmethod
     def from_dict(cls, values: dict) -> "BertConfig":
         """A config from a config.json's dict; keys that are not fields go to `extra`."""
@@ -309,7 +318,6 @@ print(f"standard deviation: normal {plain.std().item():.4f}, truncated at ±2σ 
 
 # %%
 #| export: model
-from annotated_bert.attention import key_padding_mask
 from annotated_bert.config import BertConfig
 from annotated_bert.embeddings import BertEmbeddings
 from annotated_bert.encoder import Encoder
@@ -336,6 +344,13 @@ class BertModel(nn.Module):
         self.pooler = BertPooler(config.hidden_size)
         self.apply(self._init_weights)
 
+# %%
+#| export: model
+from annotated_bert.attention import key_padding_mask
+
+
+# BertModel, continued from the cell above.
+class BertModel(BertModel):
     def _init_weights(self, module):
         init_bert_weights(module, self.config.initializer_range)
 
@@ -368,6 +383,10 @@ class BertModel(nn.Module):
 
         return load_pretrained(cls, directory, device=device, strict=strict)
 
+# %%
+#| export: model
+# BertModel, continued from the cell above.
+class BertModel(BertModel):
     def save_pretrained(self, directory) -> None:
         """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
         from annotated_bert.pretrained import save_pretrained

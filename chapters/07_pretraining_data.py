@@ -849,6 +849,13 @@ class PretrainingDataset(Dataset):
             self.static = [mask_instance(pair, self.replacement_tokens, rng, **self.masking)
                            for pair in self.pairs]
 
+# %%
+#| export: data
+import random
+
+
+# PretrainingDataset, continued from the cell above.
+class PretrainingDataset(PretrainingDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

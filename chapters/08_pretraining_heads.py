@@ -176,10 +176,7 @@ class BertForPreTrainingOutput:
 
 # %%
 #| export: pretraining
-from torch.nn import functional as F
-
-from annotated_bert.attention import checks_values
-from annotated_bert.model import BertConfig, BertModel, init_bert_weights
+from annotated_bert.model import BertConfig, BertModel
 
 
 def _shape(tensor) -> list:
@@ -205,6 +202,14 @@ class BertForPreTraining(nn.Module):
         self.nsp_head.apply(self._init_weights)
         self.tie_weights()
 
+# %%
+#| export: pretraining
+from annotated_bert.attention import checks_values
+from annotated_bert.model import init_bert_weights
+
+
+# BertForPreTraining, continued from the cell above.
+class BertForPreTraining(BertForPreTraining):
     def _init_weights(self, module):
         init_bert_weights(module, self.config.initializer_range)
 
@@ -230,6 +235,15 @@ class BertForPreTraining(nn.Module):
                 raise ValueError(f"masked_labels must have the shape of {given}, {expected}; "
                                  f"got {_shape(masked_labels)}")
 
+# %%
+#| export: pretraining
+from torch.nn import functional as F
+
+from annotated_bert.attention import checks_values
+
+
+# BertForPreTraining, continued from the cell above.
+class BertForPreTraining(BertForPreTraining):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, masked_positions=None,
                 masked_labels=None, next_sentence_labels=None,
                 output_attentions: bool = False) -> BertForPreTrainingOutput:
@@ -264,6 +278,10 @@ class BertForPreTraining(nn.Module):
             attentions=encoded.attentions,
         )
 
+# %%
+#| export: pretraining
+# BertForPreTraining, continued from the cell above.
+class BertForPreTraining(BertForPreTraining):
     @classmethod
     def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertForPreTraining":
         """Load a Hugging Face BertForPreTraining directory (config.json + weights); on `device`, in eval mode."""

@@ -85,8 +85,7 @@ print(f"{len(train_scenes)} training scenes, {len(held_out_scenes)} held-out sce
 
 # %%
 #| export: training
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 
 @dataclass
@@ -150,6 +149,14 @@ class TrainingConfig:
                              f"{self.batch_size * self.max_seq_len} must be a multiple of long_seq_len × "
                              f"grad_accumulation = {self.long_seq_len * self.grad_accumulation}")
 
+# %%
+#| export: training
+import math
+from dataclasses import asdict, fields
+
+
+# TrainingConfig, continued from the cell above.
+class TrainingConfig(TrainingConfig):
     @property
     def warmup_steps(self) -> int:
         return math.floor(self.warmup_fraction * self.steps)
@@ -312,8 +319,6 @@ print(f"first step {rates[0]:.2e}, peak {max(rates):.0e} at step {book_config.wa
 #| export: training
 import random
 
-from annotated_bert.data import PretrainingDataset, collate_pretraining_batch, create_instances
-
 
 def seed_for(*parts) -> int:
     """A 63-bit seed from any parts, the same on every run and platform (random.Random hashes a str with SHA-512)."""
@@ -340,6 +345,13 @@ class PairBatches:
         self.rank, self.world_size = rank, world_size
         self._epoch, self._dataset, self._steps_in_epoch = None, None, {}
 
+# %%
+#| export: training
+from annotated_bert.data import PretrainingDataset, create_instances
+
+
+# PairBatches, continued from the cell above.
+class PairBatches(PairBatches):
     def phase(self, step: int) -> tuple[str, int, int, int]:
         """(phase name, sequence length, pairs per step, the step's index within its phase)."""
         config, first_long = self.config, self.config.steps - self.config.long_steps
@@ -370,6 +382,13 @@ class PairBatches:
             self.epoch_dataset(epoch, phase)
         return self._steps_in_epoch[phase, epoch]
 
+# %%
+#| export: training
+from annotated_bert.data import collate_pretraining_batch
+
+
+# PairBatches, continued from the cell above.
+class PairBatches(PairBatches):
     def micro_batches(self, step: int) -> list[dict]:
         """This process's micro-batches of optimizer step `step` (0-based)."""
         phase, _, batch_size, index = self.phase(step)
@@ -705,7 +724,6 @@ def step_loss_sums(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %%
 #| export: training
-import contextlib
 import os
 
 import torch.distributed as dist
@@ -740,6 +758,10 @@ def init_process(device: str = "cpu") -> Process:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return Process(rank=rank, world_size=world_size, device=device)
+
+# %%
+#| export: training
+import contextlib
 
 
 def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfig, process: Process) -> dict:
@@ -859,13 +881,6 @@ def load_resume_state(directory, model, optimizer, scheduler, config: TrainingCo
 
 # %%
 #| export: training
-import time
-
-from tqdm.auto import tqdm
-
-from annotated_bert.data import tokenize_documents
-
-
 @dataclass
 class TrainingRun:
     model: BertForPreTraining
@@ -881,6 +896,14 @@ def build_model(config: TrainingConfig, tokenizer, counts: Counter | None = None
         with torch.no_grad():
             model.mlm_head.bias.copy_(unigram_log_probs(counts, tokenizer))
     return model
+
+# %%
+#| export: training
+import time
+
+from tqdm.auto import tqdm
+
+from annotated_bert.data import tokenize_documents
 
 
 def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), *, output_dir=None,

@@ -177,6 +177,10 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         init_bert_weights(self.classifier, config.initializer_range)
 
+# %%
+#| export: finetune
+# BertForSequenceClassification, continued from the cell above.
+class BertForSequenceClassification(BertForSequenceClassification):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_attentions: bool = False, output_hidden_states: bool = False) -> SequenceClassifierOutput:
         encoded = self.bert(input_ids, token_type_ids, attention_mask, output_attentions=output_attentions,

@@ -178,3 +178,23 @@ def test_only_numbered_chapters_are_read(tmp_path):
     write_chapter(chapters, "01_first.py", ["#| export: alpha\nx = 1"])
     write_chapter(chapters, "scratch.py", ["#| export: junk\ny = 2"])
     assert set(export.collect(chapters)) == {"alpha"}
+
+
+def test_a_class_continued_in_a_later_cell_is_one_class_in_the_package(tmp_path):
+    chapters = tmp_path / "chapters"
+    write_chapter(chapters, "01_first.py", [
+        '#| export: alpha\nclass Greeter:\n    """Says hello."""\n\n    def hello(self):\n        return "hello"',
+        "#| export: alpha\n# Greeter, continued.\nclass Greeter(Greeter):\n    def bye(self):\n        return self.hello() + ' bye'",
+    ])
+    text = export.render_package(chapters)["alpha.py"]
+    assert text.count("class Greeter") == 1 and "Greeter(Greeter)" not in text
+    namespace = {}
+    exec(text, namespace)
+    assert namespace["Greeter"]().bye() == "hello bye"
+
+
+def test_a_continuation_without_its_class_is_an_error(tmp_path):
+    chapters = tmp_path / "chapters"
+    write_chapter(chapters, "01_first.py", ["#| export: alpha\nclass Lonely(Lonely):\n    def f(self):\n        pass"])
+    with pytest.raises(export.ExportError, match="continues class Lonely, but no earlier cell"):
+        export.collect(chapters)

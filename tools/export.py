@@ -128,6 +128,36 @@ def imported_package_modules(statement: str) -> set[str]:
     return modules
 
 
+def continued_class(body: str) -> str | None:
+    """The name X when a cell's code is one `class X(X):` (a class continued from an earlier cell), else None."""
+    tree = ast.parse(body)
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.ClassDef):
+        return None
+    node = tree.body[0]
+    if node.decorator_list or node.keywords or [ast.unparse(base) for base in node.bases] != [node.name]:
+        return None
+    return node.name
+
+
+def merge_continuation(module: Module, body: str, where: str) -> None:
+    """Append the methods of a `class X(X):` cell to the class X of an earlier cell of the same module, so that
+    the package holds one class. In the notebook the cell subclasses X under the same name, which adds them."""
+    name = continued_class(body)
+    node = ast.parse(body).body[0]
+    if ast.get_docstring(node) is not None:
+        raise ExportError(f"{where}: a continued class takes its docstring from the first cell; {name} has one here")
+    methods = "\n".join(body.splitlines()[node.lineno:]).strip("\n")       # after the `class X(X):` line
+    for index in range(len(module.blocks) - 1, -1, -1):
+        chapter, earlier = module.blocks[index]
+        for defined in ast.parse(earlier).body:
+            if isinstance(defined, ast.ClassDef) and defined.name == name:
+                lines = earlier.splitlines()
+                merged = [*lines[:defined.end_lineno], "", methods, *lines[defined.end_lineno:]]
+                module.blocks[index] = (chapter, "\n".join(merged))
+                return
+    raise ExportError(f"{where}: continues class {name}, but no earlier cell of module {module.name!r} defines it")
+
+
 def collect(chapters_dir: Path) -> dict[str, Module]:
     modules: dict[str, Module] = {}
     for chapter in chapter_files(chapters_dir):
@@ -144,7 +174,9 @@ def collect(chapters_dir: Path) -> dict[str, Module]:
                     continue  # the name is defined in this very module
                 if statement not in module.imports:
                     module.imports.append(statement)
-            if body:
+            if body and continued_class(body):
+                merge_continuation(module, body, where)
+            elif body:
                 module.blocks.append((chapter.name, body))
     check_layering(modules)
     return modules

@@ -4,7 +4,8 @@
 
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
+from dataclasses import asdict, fields
 from pathlib import Path
 
 

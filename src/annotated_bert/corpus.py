@@ -45,6 +45,7 @@ FOLIO_GENRES: dict[str, str | None] = {
     "pericles": None, "edward-iii": None,
 }
 
+
 # Two plays of each genre that no model of this book trains on: later chapters measure on them.
 HELD_OUT_PLAYS: tuple[str, ...] = (
     "twelfth-night", "the-merchant-of-venice",   # comedies

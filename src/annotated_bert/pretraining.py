@@ -16,7 +16,8 @@ from torch.nn import functional as F
 
 from annotated_bert.attention import checks_values
 from annotated_bert.encoder import gelu
-from annotated_bert.model import BertConfig, BertModel, init_bert_weights
+from annotated_bert.model import BertConfig, BertModel
+from annotated_bert.model import init_bert_weights
 from annotated_bert.pretrained import HF_NAMES
 from annotated_bert.pretrained import LEGACY_LAYER_NORM
 from annotated_bert.pretrained import IGNORED_CHECKPOINT_KEYS

@@ -11,7 +11,8 @@ import platform
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from dataclasses import asdict, fields
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from annotated_bert.data import PretrainingDataset, collate_pretraining_batch, create_instances
+from annotated_bert.data import PretrainingDataset, create_instances
+from annotated_bert.data import collate_pretraining_batch
 from annotated_bert.data import MASK, masking_candidates, num_to_predict
 from annotated_bert.data import is_ordinary_token
 from annotated_bert.data import tokenize_documents
