@@ -10,7 +10,7 @@ import torch
 
 from annotated_bert import transfer
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare
-from annotated_bert.finetune import BertForSequenceClassification, fine_tune
+from annotated_bert.finetune import BertForSequenceClassification, fine_tuning_optimizer
 from annotated_bert.model import BertConfig
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig, build_model, linear_warmup_decay
@@ -98,35 +98,14 @@ def test_fine_tune_on_dev_keeps_the_best_epoch(tokenizer):
 
 
 def test_one_warmup_formula_for_both_loops():
-    """fine_tune's schedule is chapter 9's: the learning rates it sets follow linear_warmup_decay."""
-    model = torch.nn.Linear(2, 2)
+    """fine_tune's optimizer and schedule (fine_tuning_optimizer) follow chapter 9's linear_warmup_decay."""
+    optimizer, schedule = fine_tuning_optimizer(torch.nn.Linear(2, 2), learning_rate=1.0, weight_decay=0.0,
+                                                warmup_steps=5, total_steps=20)
     rates = []
-
-    class Recorder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = model
-
-        def forward(self, input_ids, attention_mask=None, labels=None):
-            rates.append(self.optimizer_rate())
-            logits = self.linear(input_ids.float()[:, :2])
-            return type("Out", (), {"loss": torch.nn.functional.cross_entropy(logits, labels)})
-
-    recorder = Recorder()
-    captured = {}
-    original = torch.optim.AdamW
-
-    def spy(*args, **kwargs):
-        captured["optimizer"] = original(*args, **kwargs)
-        return captured["optimizer"]
-
-    recorder.optimizer_rate = lambda: captured["optimizer"].param_groups[0]["lr"]
-    torch.optim.AdamW, ids = spy, torch.ones(40, 3, dtype=torch.long)
-    try:
-        fine_tune(recorder, ids, torch.ones_like(ids), torch.zeros(40, dtype=torch.long), epochs=2, batch_size=4,
-                  learning_rate=1.0, warmup_fraction=0.25)
-    finally:
-        torch.optim.AdamW = original
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
     assert rates == pytest.approx([linear_warmup_decay(step, 5, 20) for step in range(20)])
 
 
