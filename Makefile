@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
+CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py chapters/A[0-9]_*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
 PYTEST_WORKERS ?= 2

@@ -198,3 +198,26 @@ def test_a_continuation_without_its_class_is_an_error(tmp_path):
     write_chapter(chapters, "01_first.py", ["#| export: alpha\nclass Lonely(Lonely):\n    def f(self):\n        pass"])
     with pytest.raises(export.ExportError, match="continues class Lonely, but no earlier cell"):
         export.collect(chapters)
+
+
+def test_appendices_are_read_after_the_chapters(tmp_path):
+    chapters = tmp_path / "chapters"
+    write_chapter(chapters, "A1_extra.py", ["#| export: alpha\ny = x + 1"])
+    write_chapter(chapters, "01_first.py", ["#| export: alpha\nx = 1"])
+    namespace = {}
+    exec(export.render_package(chapters)["alpha.py"], namespace)
+    assert namespace["y"] == 2 and export.collect(chapters)["alpha"].chapters == ["01_first.py", "A1_extra.py"]
+
+
+def test_an_appendix_module_stands_where_a_chapter_first_uses_it(tmp_path):
+    chapters = tmp_path / "chapters"
+    write_chapter(chapters, "02_second.py", ["from annotated_bert.plumbing import helper\nhelper()"])
+    write_chapter(chapters, "03_third.py", ["#| export: later\nz = 3"])
+    write_chapter(chapters, "A1_plumbing.py", ["#| export: plumbing\ndef helper():\n    return 1"])
+    write_chapter(chapters, "04_fourth.py", ["#| export: user\nfrom annotated_bert.plumbing import helper\n\nw = helper()"])
+    modules = export.collect(chapters)  # chapter 4 may use what chapter 2 already used
+    assert modules["plumbing"].position == "02_second.py"
+    # ... but the appendix's module, standing in chapter 2, may not import chapter 3's
+    write_chapter(chapters, "A1_plumbing.py", ["#| export: plumbing\nfrom annotated_bert.later import z\n\nhelper = z"])
+    with pytest.raises(export.ExportError, match=r"'plumbing' \(from 02_second.py\) imports annotated_bert.later"):
+        export.collect(chapters)

@@ -26,7 +26,8 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 def chapter_sources(names: list[str] | None = None) -> list[Path]:
     if names:
         return [Path(name).with_suffix(".py").resolve() for name in names]
-    return sorted(CHAPTERS.glob("[0-9][0-9]_*.py"))
+    # the chapters, then the appendices (A1_topic.py, ...)
+    return sorted([*CHAPTERS.glob("[0-9][0-9]_*.py"), *CHAPTERS.glob("A[0-9]_*.py")])
 
 
 def cell_inputs(notebook) -> list[tuple[str, str, tuple[str, ...]]]:

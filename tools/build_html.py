@@ -39,8 +39,8 @@ CHAPTER_LIST_MARKER = "<!-- chapter list: written by tools/build_html.py from th
 
 
 def chapter_notebooks() -> list[Path]:
-    """The executed chapters present: chapters/NN_topic.ipynb, in the book's order."""
-    return sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    """The executed chapters present, in the book's order: chapters/NN_topic.ipynb, then the appendices (A1_...)."""
+    return sorted([*CHAPTERS.glob("[0-9][0-9]_*.ipynb"), *CHAPTERS.glob("A[0-9]_*.ipynb")])
 
 
 def chapter_title(notebook, fallback: str) -> str:

@@ -237,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (site / "index.html").is_file():
         print(f"no {site}/index.html: run `make html` first", file=sys.stderr)
         return 1
-    chapter_pages = sorted((site / "chapters").glob("[0-9][0-9]_*.html"))
-    present = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    chapter_pages = sorted([*(site / "chapters").glob("[0-9][0-9]_*.html"), *(site / "chapters").glob("A[0-9]_*.html")])
+    present = sorted(p.stem for pattern in ("[0-9][0-9]_*.ipynb", "A[0-9]_*.ipynb")
+                     for p in (ROOT / "chapters").glob(pattern))
     problems = [f"chapters/{stem}.ipynb has no page: rebuild with `make html`"
                 for stem in present if not (site / "chapters" / f"{stem}.html").exists()]
     problems += static_scan(site)

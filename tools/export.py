@@ -16,7 +16,10 @@ exist so far.
     python tools/export.py --check    # exit 1, naming each stale file, if the package is out of date
 
 Rule 4 of the design is enforced here: a module may import only modules that begin in the
-same or an earlier chapter, so the package is layered like the book.
+same or an earlier chapter, so the package is layered like the book. Appendix chapters
+(`chapters/A1_topic.py`, ...) come after chapter 10 in reading order, but a module that begins in an
+appendix stands where the book first uses it: `corpus`, written in appendix A1 and imported by
+chapter 5's cells, counts as a module of chapter 5, and may import only what chapter 5 may.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import jupytext
 PACKAGE = "annotated_bert"
 DIRECTIVE = re.compile(r"^#\|\s*export\s*:\s*(?P<module>\S+)\s*$")
 LOOKS_LIKE_DIRECTIVE = re.compile(r"^#\|\s*export")
-CHAPTER_NAME = re.compile(r"^\d\d_\w+\.py$")
+CHAPTER_NAME = re.compile(r"^(\d\d|A\d)_\w+\.py$")  # a chapter, or an appendix
 
 # The names `from annotated_bert import ...` offers, module by module. A module that does not
 # exist yet (its chapter is not written) is left out of __init__.py.
@@ -60,13 +63,33 @@ class ExportError(Exception):
 class Module:
     name: str
     first_chapter: str
+    position: str = ""  # where the module stands in the layering: first_chapter, or an earlier first use
     chapters: list[str] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
     blocks: list[tuple[str, str]] = field(default_factory=list)  # (chapter, code)
 
 
 def chapter_files(chapters_dir: Path) -> list[Path]:
+    """The chapters, then the appendices (digits sort before letters: 01 ... 10, A1, A2 ...)."""
     return sorted(p for p in chapters_dir.glob("*.py") if CHAPTER_NAME.match(p.name))
+
+
+def first_uses(chapters_dir: Path) -> dict[str, str]:
+    """Package module -> the first chapter any of whose code cells imports it."""
+    uses: dict[str, str] = {}
+    for chapter in chapter_files(chapters_dir):
+        for cell in jupytext.read(chapter).cells:
+            if cell.cell_type != "code" or PACKAGE not in cell.source:
+                continue
+            for line in cell.source.splitlines():
+                if re.match(rf"\s*(from|import)\s+{PACKAGE}\b", line):
+                    try:
+                        used = imported_package_modules(line.strip())
+                    except SyntaxError:  # a parenthesised import over several lines: its first line names the module
+                        used = imported_package_modules(line.strip().rstrip("(") + " _")
+                    for module in used:
+                        uses.setdefault(module, chapter.name)
+    return uses
 
 
 def exported_cells(chapter: Path) -> list[tuple[str, str, int]]:
@@ -178,12 +201,16 @@ def collect(chapters_dir: Path) -> dict[str, Module]:
                 merge_continuation(module, body, where)
             elif body:
                 module.blocks.append((chapter.name, body))
+    uses = first_uses(chapters_dir)
+    for module in modules.values():
+        in_appendix = module.first_chapter.startswith("A")  # a chapter's module stands in its chapter, always
+        module.position = min(module.first_chapter, uses.get(module.name, "~")) if in_appendix else module.first_chapter
     check_layering(modules)
     return modules
 
 
 def check_layering(modules: dict[str, Module]) -> None:
-    """A module may import only modules that begin in the same or an earlier chapter."""
+    """A module may import only modules that stand in the same or an earlier chapter (see `position`)."""
     for module in modules.values():
         for statement in module.imports:
             for used in imported_package_modules(statement):
@@ -193,10 +220,10 @@ def check_layering(modules: dict[str, Module]) -> None:
                     raise ExportError(
                         f"module {module.name!r} imports {PACKAGE}.{used}, which no chapter exports"
                     )
-                if modules[used].first_chapter > module.first_chapter:
+                if modules[used].position > module.position:
                     raise ExportError(
-                        f"module {module.name!r} (from {module.first_chapter}) imports {PACKAGE}.{used}, "
-                        f"which begins later, in {modules[used].first_chapter}: the package must be "
+                        f"module {module.name!r} (from {module.position}) imports {PACKAGE}.{used}, "
+                        f"which begins later, in {modules[used].position}: the package must be "
                         "layered like the book"
                     )
 
