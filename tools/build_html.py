@@ -138,15 +138,22 @@ def stage() -> list[tuple[str, str, int]]:
     if not chapters:
         raise SystemExit("no executed chapters (chapters/NN_topic.ipynb) to build")
 
+    main_path = [chapter for chapter in chapters if not chapter[0].startswith("A")]
+    appendices = [chapter for chapter in chapters if chapter[0].startswith("A")]
     toc = ["# Written by tools/build_html.py from the chapters present.", "format: jb-book", "root: index",
-           "chapters:"]
-    toc += [f"- file: chapters/{stem}" for stem, _, _ in chapters]
+           "parts:"]
+    for caption, part in (("Chapters", main_path), ("Appendices", appendices)):
+        if part:
+            toc += [f"- caption: {caption}", "  chapters:"] + [f"  - file: chapters/{stem}" for stem, _, _ in part]
     write(STAGE / "_toc.yml", "\n".join(toc) + "\n")
 
     intro = (BOOK / "index.md").read_text(encoding="utf-8")
     if CHAPTER_LIST_MARKER not in intro:
         raise SystemExit(f"book/index.md lost its marker {CHAPTER_LIST_MARKER!r}")
-    listing = "\n".join(f"1. [{title}](chapters/{stem}.ipynb)" for stem, title, _ in chapters)
+    listing = "\n".join(f"1. [{title}](chapters/{stem}.ipynb)" for stem, title, _ in main_path)
+    if appendices:
+        listing += "\n\nThe appendices hold the plumbing a reader may skip:\n\n" + "\n".join(
+            f"- [{title}](chapters/{stem}.ipynb)" for stem, title, _ in appendices)
     write(STAGE / "index.md", intro.replace(CHAPTER_LIST_MARKER, listing))
     return chapters
 
