@@ -14,8 +14,7 @@
 # Every layer of BERT is built around one small function: given some *queries*, some *keys* and some
 # *values*, let each query take a weighted average of the values, weighted by how well the query
 # matches each key. This chapter writes that function, `attention()`, and the helpers the rest of the
-# book leans on: a checker that turns shape mistakes into readable errors, a padding mask, and a
-# heatmap to look at what attention does.
+# book leans on: a checker that turns shape mistakes into readable errors, and a padding mask.
 #
 # Attention was not invented for BERT. It was invented to fix a specific weakness of neural machine
 # translation around 2014, and the shape of the fix explains the shape of the function. So we start
@@ -24,7 +23,8 @@
 # 1. **The bottleneck.** A recurrent encoder squeezes a whole sentence into one fixed-size vector. We
 #    measure how little of the first word survives in it.
 # 2. **Additive attention.** Keep every encoder state; at each decoder step, score them with a tiny
-#    feed-forward network, turn the scores into weights, and average.
+#    feed-forward network, turn the scores into weights, and average. Trained, the weights learn
+#    where to look.
 # 3. **Scaled dot-product attention.** Replace the network by a dot product, and divide by
 #    $\sqrt{d_k}$. We measure why the division matters.
 # 4. **`attention()`**, the exported function, checked against PyTorch's own.
@@ -34,6 +34,7 @@
 # %%
 import copy
 import math
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -41,7 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from annotated_bert.viz import plot_attention
+
 torch.manual_seed(0)
+torch.set_num_threads(1)  # the models here are tiny: a second thread buys little, and waiting for it costs
 FIGURES = Path("../figures")
 FIGURES.mkdir(exist_ok=True)
 
@@ -55,7 +59,8 @@ FIGURES.mkdir(exist_ok=True)
 # must pass through $c$.
 #
 # Here is such an encoder: an embedding table and a GRU, untrained. The encoder makes one state per
-# token, but only the last one is handed on.
+# token, but only the last one is handed on: a four-token sentence and a forty-token sentence give
+# context vectors of exactly the same size.
 
 # %%
 class GRUEncoder(nn.Module):
@@ -73,11 +78,6 @@ class GRUEncoder(nn.Module):
 
 vocab_size = 100
 encoder = GRUEncoder(vocab_size, embedding_size=16, hidden_size=32)
-
-# %% [markdown]
-# A four-token sentence and a forty-token sentence give context vectors of exactly the same size:
-
-# %%
 for length in (4, 40):
     states, context = encoder(torch.randint(1, vocab_size, (1, length)))
     print(f"{length:2d} tokens -> encoder states {list(states.shape)}, context vector {list(context.shape)}")
@@ -116,9 +116,8 @@ for length, moved, first_moved in zip(lengths, context_change, first_state_chang
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
 ax.semilogy(lengths, context_change, "o-", label="context vector (last state)")
 ax.semilogy(lengths, first_state_change, "s--", label="first encoder state")
-ax.set_xlabel("sentence length (tokens)")
-ax.set_ylabel("relative change when\nthe first token changes")
-ax.set_title("An untrained GRU forgets its first token")
+ax.set(xlabel="sentence length (tokens)", ylabel="relative change when\nthe first token changes",
+       title="An untrained GRU forgets its first token")
 ax.legend()
 fig.savefig(FIGURES / "01_bottleneck.png", dpi=120, bbox_inches="tight")
 plt.show()
@@ -126,16 +125,12 @@ assert context_change[-1] < 1e-3 * context_change[0] and min(first_state_change)
 
 # %% [markdown]
 # The first token's trace in the context vector shrinks by orders of magnitude as the sentence grows,
-# while the first encoder state carries it undiminished. Be fair to the GRU: this one is untrained,
-# and training teaches its gates to hold on to information much longer (Sutskever et al. also
-# reversed the source sentence so that its first words were read last). But training cannot change
-# the size of $c$, and Cho et al. found that the translation quality of such models falls as sentences
-# get longer.
+# while the first encoder state carries it undiminished. Training teaches a GRU's gates to hold on
+# much longer (and Sutskever et al. reversed the source so that its first words were read last), but
+# it cannot change the size of $c$: Cho et al. found that such models translate worse as sentences
+# get longer. The fix is in the second column: the encoder already computed a state for every
+# token. Keep them all, and let the decoder choose which ones to read at each step.
 #
-# The fix is in the second column: the encoder already computed a state for every token. Keep them
-# all, and let the decoder choose which ones to read at each step.
-
-# %% [markdown]
 # ## 2. Additive attention
 #
 # Bahdanau, Cho and Bengio (2015) give the decoder a different context vector $c_t$ at every output
@@ -191,7 +186,7 @@ context.shape, weights.shape
 
 # %% [markdown]
 # One context vector per query, whatever the sentence length, and now it is rebuilt at every step
-# from all the states. (The weights are near uniform because nothing is trained.)
+# from all the states. (The weights are near uniform because nothing is trained yet.)
 #
 # **Where we depart from the paper.** Bahdanau et al. encode with a *bidirectional* RNN, so each $h_j$
 # is a forward and a backward state concatenated, and their query is the *previous* decoder state
@@ -199,6 +194,111 @@ context.shape, weights.shape
 # (2015) instead score with the *current* state $s_t$ and proposed the simpler multiplicative scores
 # $s_t^\top h_j$ and $s_t^\top W h_j$. Our module takes whatever query it is given, so it covers both;
 # and it recomputes $U_a h_j$ on every call, which the paper points out can be done once per sentence.
+#
+# ### Trained, attention learns to align
+#
+# Once trained, the weights form an *alignment*: in Bahdanau et al.'s translations each French word puts
+# nearly all its weight on the English words it renders. We watch one form on a task that trains in
+# seconds, **reversing** 6 to 8 random symbols (of 10): step $t$ copies source position $T-1-t$. A GRU
+# cell decodes; $s_{t-1}$ queries, and $c_t$ with the previous symbol makes $s_t$. One more departure:
+# the symbol is read from $c_t$ alone, so that all of it comes through the weights (a GRU this size
+# could otherwise carry eight symbols in its state, and the weights would not need to align).
+
+# %%
+class AttentionReverser(nn.Module):
+    """source [B, T] -> logits [B, T, symbols], weights [B, T, T]. Each step is fed `target`'s previous
+    symbol (teacher forcing, in training) or, without a target, its own last guess."""
+
+    def __init__(self, symbols: int = 11, embedding_size: int = 16, size: int = 32):  # symbol 0: start
+        super().__init__()
+        self.encoder = GRUEncoder(symbols, embedding_size, hidden_size=size)
+        self.embedding = nn.Embedding(symbols, embedding_size)
+        self.attention = AdditiveAttention(size, size, attention_size=size)
+        self.cell = nn.GRUCell(embedding_size + size, size)
+        self.readout = nn.Linear(size, symbols)
+
+    def forward(self, source, target=None):
+        encoder_states, state = self.encoder(source)  # (B, T, size), (B, size): s_0 is the context
+        previous, logits, alignment = torch.zeros_like(source[:, 0]), [], []  # (B,): the start symbol
+        for step in range(source.size(1)):
+            context, weights = self.attention(state[:, None], encoder_states, encoder_states)  # (B, 1, size)
+            state = self.cell(torch.cat([self.embedding(previous), context[:, 0]], dim=-1), state)  # s_t
+            logits.append(self.readout(context[:, 0]))  # (B, symbols)
+            alignment.append(weights[:, 0])              # (B, T)
+            previous = target[:, step] if target is not None else logits[-1].argmax(-1)
+        return torch.stack(logits, dim=1), torch.stack(alignment, dim=1)  # (B, T, V), (B, T, T)
+
+
+# %% [markdown]
+# 400 steps of Adam on the cross-entropy of every symbol, each on 64 new sequences of one length (6,
+# 7 or 8 in turn, so nothing is padded). An untrained copy stays behind for comparison.
+
+# %% tags=["nbval-ignore-output"]
+with torch.random.fork_rng():  # a random stream of its own: the later sections draw as if it were not here
+    torch.manual_seed(0)
+    reverser = AttentionReverser()
+    untrained_reverser = copy.deepcopy(reverser)
+    optimizer = torch.optim.Adam(reverser.parameters(), lr=3e-3)
+    started = time.perf_counter()
+    for step in range(400):
+        source = torch.randint(1, 11, (64, 6 + step % 3))  # (B, T): symbols 1..10
+        logits, _ = reverser(source, target=source.flip(1))
+        loss = F.cross_entropy(logits.flatten(0, 1), source.flip(1).flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+print(f"400 steps in {time.perf_counter() - started:.1f} s, final loss {loss.item():.4f}")
+
+# %% [markdown]
+# On 300 new sequences of each length, decoded greedily, we count the symbols and the sequences that
+# come out right, beside always writing the most frequent symbol, and the steps whose largest weight
+# falls on the mirrored position.
+
+# %% tags=["nbval-ignore-output"]
+held_out = [torch.randint(1, 11, (300, length), generator=torch.Generator().manual_seed(length))
+            for length in (6, 7, 8)]  # each (300, T)
+
+
+@torch.no_grad()
+def reversal_scores(model):
+    """Shares of symbols right, of sequences right, and of steps whose weights peak at position T-1-t."""
+    scores = []
+    for source in held_out:
+        logits, alignment = model(source)              # (B, T, V), (B, T, T)
+        correct = logits.argmax(-1) == source.flip(1)  # (B, T)
+        mirrored = alignment.argmax(-1) == torch.arange(source.size(1)).flip(0)  # (B, T)
+        scores.append([correct.float().mean(), correct.all(-1).float().mean(), mirrored.float().mean()])
+    return torch.tensor(scores).mean(0).tolist()
+
+
+symbols = torch.cat([source.flatten() for source in held_out])
+scores = {"constant": [symbols.bincount().max().item() / symbols.numel()],
+          "untrained": reversal_scores(untrained_reverser), "trained": reversal_scores(reverser)}
+print("           symbols  sequences  peak on mirrored position")
+for name, row in scores.items():
+    print(f"{name:9s}" + "".join(f"{score:10.3f}" for score in row))
+(constant_guess,), untrained, trained = scores.values()
+assert trained[0] > 0.95 and trained[1] > 0.9 and trained[2] > 0.9 > 0.3 > untrained[2]
+assert untrained[0] < 2 * constant_guess
+
+# %%
+source = held_out[-1][:1]  # (1, 8): one held-out sequence
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
+for ax, (name, model) in zip(axes, (("untrained", untrained_reverser), ("trained", reverser))):
+    logits, alignment = model(source)  # (1, T, V), (1, T, T)
+    ax.imshow(alignment[0].detach(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(8), source[0].tolist())
+    ax.set_yticks(range(8), logits[0].argmax(-1).tolist())
+    ax.set(xlabel="source symbol", ylabel="symbol written", title=f"{name}: weights of each step")
+fig.savefig(FIGURES / "01_learned_alignment.png", dpi=120, bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# Untrained, the weights are near uniform and the decoder writes one symbol over and over: 0.104 of
+# the symbols right in the run above, as many as the constant guess (0.105). Trained, 1.000 of the
+# symbols and 0.998 of the sequences are right, and at 0.998 of the steps the largest weight sits on
+# the mirrored position: the anti-diagonal. Nothing told the model where to look; the alignment comes
+# from the loss alone, as BERT's will (chapter 9 draws its maps after training).
 #
 # The price of the small network is the tensor `hidden`: one $A$-vector for every (query, key) pair.
 # For self-attention over a 512-token input, with one query per token:
@@ -275,8 +375,7 @@ for ax, column, label in panels:
     ax.plot(dims, [row[column] for row in raw], "o-", label="q·k (unscaled)")
     ax.plot(dims, [row[column] for row in scaled], "s--", label="q·k / √d_k")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("d_k")
-    ax.set_title(label)
+    ax.set(xlabel="d_k", title=label)
 left.axhline(1 / 32, color="gray", lw=0.8, ls=":")
 left.text(1, 1 / 32 + 0.02, "uniform over 32 keys", color="gray", fontsize=8)
 left.legend()
@@ -293,29 +392,25 @@ assert raw[-1][0] > 0.9 and scaled[-1][0] < 0.5 and raw[-1][1] < scaled[-1][1] /
 # (Real queries and keys are not independent unit-variance vectors: they come out of learned
 # projections. The division does not make their scores unit-variance; it removes the growth with
 # $d_k$, so that initialisation starts the softmax in a place where it can learn.)
-
-# %% [markdown]
+#
 # ## 4. `attention()`, in code
 #
 # The function takes queries `[..., T_q, d_k]`, keys `[..., T_k, d_k]` and values `[..., T_k, d_v]`;
-# the `...` are any leading batch dimensions (BERT will have two: batch and head). Most of the ways to
-# call it wrongly do not fail on their own: a matrix multiplication broadcasts leading dimensions,
-# and so does a mask, so a mistake can turn a `[2, 5, 5]` score matrix into a `[2, 2, 5, 5]` one
-# without a word. So the first exported cell is a checker that names the shapes when they do not fit.
-# Cells that start with `#| export: attention` become the module `annotated_bert.attention`.
+# the `...` are any leading batch dimensions (BERT will have two: batch and head). Most wrong calls
+# do not fail on their own, because matrix products and masks broadcast leading dimensions (section 5
+# shows one), so the first exported cell is a checker that names the shapes when they do not fit.
+# Cells that start with `#| export: attention` become the module `annotated_bert.attention`. The
+# checker's first half looks at query, key and value alone, and returns the batch shape they
+# broadcast to:
 
 # %%
 #| export: attention
 import torch
 
 
-def check_attention_inputs(query, key, value, mask=None):
-    """Raise a ValueError that names the shapes when attention's inputs do not fit together.
-
-    query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
-    leading dims that broadcast, and `mask` a bool tensor that broadcasts to [..., T_q, T_k]
-    without changing that shape.
-    """
+def attention_batch_shape(query, key, value) -> torch.Size:
+    """The leading (batch) shape that query [..., T_q, d_k], key [..., T_k, d_k] and value [..., T_k, d_v]
+    broadcast to; a ValueError that names the shapes when they do not fit together."""
     shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
     if not (query.dim() == key.dim() == value.dim() >= 2):
         raise ValueError(
@@ -326,11 +421,32 @@ def check_attention_inputs(query, key, value, mask=None):
     if key.size(-2) != value.size(-2):
         raise ValueError(f"key and value must have the same number of positions (dim -2); got {shapes}")
     try:
-        batch_shape = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        return torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except RuntimeError:
         raise ValueError(
             f"the leading (batch) dimensions of query, key and value do not broadcast; got {shapes}"
         ) from None
+
+
+# %% [markdown]
+# The second half checks the mask against the shape of the scores, `[..., T_q, T_k]`: it must be
+# bool, and broadcasting it must not grow that shape.
+
+# %%
+#| export: attention
+import torch
+
+from annotated_bert.attention import attention_batch_shape
+
+
+def check_attention_inputs(query, key, value, mask=None):
+    """Raise a ValueError that names the shapes when attention's inputs do not fit together.
+
+    query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
+    leading dims that broadcast, and `mask` a bool tensor that broadcasts to [..., T_q, T_k]
+    without changing that shape.
+    """
+    batch_shape = attention_batch_shape(query, key, value)
     if mask is None:
         return
     if mask.dtype != torch.bool:
@@ -368,6 +484,8 @@ import math
 import torch
 from torch import nn
 
+from annotated_bert.attention import check_attention_inputs
+
 
 def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
     """Scaled dot-product attention, softmax(Q Kᵀ / sqrt(d_k)) V.
@@ -390,7 +508,9 @@ def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
 
 
 # %% [markdown]
-# On a toy batch: two sequences, five queries against six keys, $d_k = 8$, $d_v = 3$.
+# On a toy batch: two sequences, five queries against six keys, $d_k = 8$, $d_v = 3$; then one
+# unbatched sequence, and BERT's layout with a head dimension, `[batch, heads, T, d_head]` (chapter 2
+# produces it):
 
 # %%
 query = torch.randn(2, 5, 8)   # (B, T_q, d_k)
@@ -398,18 +518,11 @@ key = torch.randn(2, 6, 8)     # (B, T_k, d_k)
 value = torch.randn(2, 6, 3)   # (B, T_k, d_v)
 output, attention_probs = attention(query, key, value)
 assert torch.allclose(attention_probs.sum(-1), torch.ones(2, 5))
-output.shape, attention_probs.shape
-
-# %% [markdown]
-# The same function takes one unbatched sequence, or BERT's layout with a head dimension
-# `[batch, heads, T, d_head]` (chapter 2 produces it):
-
-# %%
 single_output, single_probs = attention(query[0], key[0], value[0])              # (T_q, d_k) inputs
 assert torch.allclose(single_output, output[0])
 per_head = torch.randn(2, 4, 7, 16)                                               # (B, heads, T, d_head)
 head_output, head_probs = attention(per_head, per_head, per_head)
-single_output.shape, head_output.shape, head_probs.shape
+output.shape, attention_probs.shape, single_output.shape, head_output.shape, head_probs.shape
 
 # %% [markdown]
 # PyTorch ships the same operation as `torch.nn.functional.scaled_dot_product_attention`, a fused
@@ -462,22 +575,16 @@ def key_padding_mask(attention_mask):
 
 # %% [markdown]
 # Two sentences, of five and three tokens, padded to five. Random vectors stand in for their
-# embeddings (chapter 4 makes real ones).
+# embeddings (chapter 4 makes real ones). The mask expects a head dimension, and our `hidden` has
+# none. Without the checker, `masked_fill` would broadcast the `[2, 5, 5]` scores against the
+# `[2, 1, 1, 5]` mask into `[2, 2, 5, 5]`: each sentence masked with both sentences' masks, and an
+# output of the wrong shape that fails, if at all, much later. With it:
 
 # %%
 attention_mask = torch.tensor([[1, 1, 1, 1, 1],
                                [1, 1, 1, 0, 0]])
 mask = key_padding_mask(attention_mask)   # (B, 1, 1, T)
 hidden = torch.randn(2, 5, 8)             # (B, T, d)
-mask.shape
-
-# %% [markdown]
-# The mask expects a head dimension, and our `hidden` has none. Without the checker, `masked_fill`
-# would broadcast the `[2, 5, 5]` scores against the `[2, 1, 1, 5]` mask into `[2, 2, 5, 5]`: each
-# sentence masked with both sentences' masks, and an output of the wrong shape that fails, if at all,
-# much later. With it:
-
-# %%
 try:
     attention(hidden, hidden, hidden, mask)
 except ValueError as error:
@@ -485,13 +592,15 @@ except ValueError as error:
 
 # %% [markdown]
 # The message names both shapes, and the fix is the one it suggests: give the inputs the head
-# dimension (here one head).
+# dimension (here one head). PyTorch's fused attention takes the same bool mask, with the same meaning.
 
 # %%
 heads = hidden[:, None]                     # (B, heads=1, T, d)
 output, attention_probs = attention(heads, heads, heads, mask)
+assert (attention_probs[1, ..., 3:] == 0).all()
+assert torch.allclose(attention_probs.sum(-1), torch.ones(2, 1, 5))
+assert torch.allclose(output, F.scaled_dot_product_attention(heads, heads, heads, attn_mask=mask), atol=1e-6)
 print(attention_probs[1, 0].numpy().round(3))
-output.shape, attention_probs.shape
 
 # %% [markdown]
 # Row $i$ is query $i$ of the second sentence. The last two columns, the padded keys, are exactly
@@ -499,17 +608,10 @@ output.shape, attention_probs.shape
 # queries: they still get an output (attending to the real tokens), which everything downstream
 # ignores.
 
-# %%
-assert (attention_probs[1, ..., 3:] == 0).all()
-assert torch.allclose(attention_probs.sum(-1), torch.ones(2, 1, 5))
-# PyTorch's fused attention takes the same bool mask, with the same meaning.
-assert torch.allclose(output, F.scaled_dot_product_attention(heads, heads, heads, attn_mask=mask), atol=1e-6)
-
 # %% [markdown]
 # Exactly zero weight buys a strong guarantee: **padding cannot change real outputs**. Run the
 # three-token sentence alone, then with two padding positions of arbitrary content appended and
-# masked; its three outputs agree. (As above, the printed difference may vary by machine; the assert
-# holds everywhere.)
+# masked; its three outputs agree.
 
 # %% tags=["nbval-ignore-output"]
 short = torch.randn(1, 1, 3, 8)                                         # (B, heads, T=3, d)
@@ -553,92 +655,21 @@ causal_probs.numpy().round(2)
 # ones. With dropout switched off (`.eval()`, as at inference), the two agree again.
 
 # %%
-dropout = nn.Dropout(p=0.1).train()
+dropout = nn.Dropout(p=0.1)
 query, key, value = torch.randn(1, 6, 8), torch.randn(1, 6, 8), torch.randn(1, 6, 3)
-output, attention_probs = attention(query, key, value, dropout=dropout)
-print("returned probabilities sum to 1:", torch.allclose(attention_probs.sum(-1), torch.ones(1, 6)))
-print("training: output equals clean probabilities @ value:", torch.allclose(output, attention_probs @ value))
-output, attention_probs = attention(query, key, value, dropout=dropout.eval())
-print("eval:     output equals clean probabilities @ value:", torch.allclose(output, attention_probs @ value))
+for mode in ("train", "eval"):
+    output, attention_probs = attention(query, key, value, dropout=getattr(dropout, mode)())
+    print(f"{mode}: returned probabilities sum to 1: {torch.allclose(attention_probs.sum(-1), torch.ones(1, 6))}; "
+          f"output equals them @ value: {torch.allclose(output, attention_probs @ value)}")
 
 # %% [markdown]
 # ## 6. A first attention map
 #
 # Attention weights are a `[T_q, T_k]` matrix per head and per sequence, so they draw well as a
-# heatmap: one row per query, one column per key. `plot_attention` draws one, and takes the layout
-# that BERT (and the `bertviz` tool) use for a layer's weights, `[batch, heads, T_q, T_k]`, picking
-# one sequence and one head. Long inputs get every $k$-th label. It goes into the package module
-# `annotated_bert.viz`, which draws tensors and knows nothing of any model.
-
-# %%
-#| export: viz
-import math
-
-import numpy as np
-import torch
-
-
-def _select(weights, index: int, name: str):
-    if not -weights.size(0) <= index < weights.size(0):
-        raise ValueError(f"{name}={index} is out of range for attention of shape {list(weights.shape)}")
-    return weights[index]
-
-
-def attention_matrix(attention, batch_index: int = 0, head: int = 0) -> np.ndarray:
-    """One [T_q, T_k] map from attention in the bertviz layout [batch, heads, T_q, T_k].
-
-    A bare [T_q, T_k] map, or [heads, T_q, T_k], is taken as it is.
-    """
-    weights = torch.as_tensor(attention).detach().float().cpu()
-    if weights.dim() not in (2, 3, 4):
-        raise ValueError(
-            "attention must be [T_q, T_k], [heads, T_q, T_k] or [batch, heads, T_q, T_k]; "
-            f"got shape {list(weights.shape)}"
-        )
-    if weights.dim() == 4:
-        weights = _select(weights, batch_index, "batch_index")  # (heads, T_q, T_k)
-    if weights.dim() == 3:
-        weights = _select(weights, head, "head")                # (T_q, T_k)
-    return weights.numpy()
-
-
-def _tick_step(count: int, most: int = 48) -> int:
-    """Label every token of a short sentence, every k-th one of a long one."""
-    return max(1, math.ceil(count / most))
-
-# %%
-#| export: viz
-import matplotlib.pyplot as plt
-
-
-def plot_attention(attention, tokens, query_tokens=None, batch_index=0, head=0, ax=None, title=None):
-    """Heatmap of one head: rows are queries, columns the keys they attend to. Returns the axes."""
-    weights = attention_matrix(attention, batch_index, head)  # (T_q, T_k)
-    query_tokens = tokens if query_tokens is None else query_tokens
-    if weights.shape != (len(query_tokens), len(tokens)):
-        raise ValueError(
-            f"attention map is {list(weights.shape)} but there are {len(query_tokens)} query tokens "
-            f"and {len(tokens)} key tokens"
-        )
-    if ax is None:
-        width = min(10.0, 2.0 + 0.35 * len(tokens))
-        height = min(10.0, max(2.0, width * len(query_tokens) / len(tokens)))
-        _, ax = plt.subplots(figsize=(width, height))
-    image = ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=max(float(weights.max()), 1e-9),
-                      aspect="auto", interpolation="nearest")
-    for axis, labels, rotation in ((ax.xaxis, tokens, 90), (ax.yaxis, query_tokens, 0)):
-        step = _tick_step(len(labels))
-        axis.set_ticks(range(0, len(labels), step))
-        axis.set_ticklabels([str(label) for label in list(labels)[::step]], rotation=rotation, fontsize=8)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query")
-    if title:
-        ax.set_title(title)
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return ax
-
-
-# %% [markdown]
+# heatmap: one row per query, one column per key. `plot_attention`, from the package module
+# `annotated_bert.viz`, draws one; it takes the layout that BERT uses for a layer's weights, `[batch,
+# heads, T_q, T_k]`, and picks one sequence and one head. Appendix A5 shows how it is drawn.
+#
 # There are no learned weights yet, so we make the embeddings by hand: each *word type* gets one
 # random 16-dimensional vector, and we use those vectors directly as queries, keys and values
 # (chapter 2 adds the learned projections). A vector's dot product with itself is its squared length,
@@ -675,10 +706,9 @@ print(f"under uniform attention it would be {uniform_share:.3f}")
 assert (weight_on_the > 0.8).all()
 
 # %% [markdown]
-# The padded batch from section 5, drawn with the same function: both sentences of a `[batch, heads,
-# T_q, T_k]` tensor, side by side. In the second, the padded key columns are empty. Its padded query
-# rows are not: `[PAD]` got a zero vector here, so its scores are all equal and it spreads its weight
-# evenly over the three real keys, an output nobody will read.
+# The padded batch of section 5, both sentences side by side: in the second, the padded key columns
+# are empty. Its padded query rows are not: `[PAD]` got a zero vector here, so its scores are all
+# equal and it spreads its weight evenly over the three real keys, an output nobody will read.
 
 # %%
 padded_sentences = [["the", "cat", "sat", "on", "mat"], ["the", "cat", "sat", "[PAD]", "[PAD]"]]
@@ -697,21 +727,15 @@ padded_probs.shape
 # %% [markdown]
 # ## What we built
 #
-# Exported to `annotated_bert.attention`:
-#
-# - `attention(query, key, value, mask=None, dropout=None) -> (output, attention_probs)`: scaled
-#   dot-product attention, $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$, over any leading batch
-#   dimensions, with a bool mask (`True` = may attend) and optional dropout on the weights; it matches
-#   PyTorch's `scaled_dot_product_attention` and returns the pre-dropout probabilities.
-# - `check_attention_inputs(query, key, value, mask=None)`: the errors that name the shapes.
-# - `key_padding_mask(attention_mask)`: a 1/0 `[batch, T]` mask to a bool `[batch, 1, 1, T]` one that
-#   hides padding keys, so padding cannot change the real tokens' outputs.
-#
-# Exported to `annotated_bert.viz`: `attention_matrix` and `plot_attention`, heatmaps from tensors in
-# the `[batch, heads, T_q, T_k]` layout.
+# Exported to `annotated_bert.attention`: `attention(query, key, value, mask=None, dropout=None)`,
+# scaled dot-product attention $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$ over any leading batch
+# dimensions, with a bool mask (`True` = may attend) and optional dropout on the weights, equal to
+# PyTorch's `scaled_dot_product_attention` and returning the pre-dropout probabilities;
+# `check_attention_inputs`, the errors that name the shapes; and `key_padding_mask`, which turns a 1/0
+# `[batch, T]` mask into a bool `[batch, 1, 1, T]` one that hides padding keys from every query.
 #
 # Along the way we saw why attention exists (a fixed-size context vector forgets), the additive
-# attention that came first, and why the scores are divided by $\sqrt{d_k}$. Our attention so far
-# compares raw vectors, so a word can only find copies of itself. **Chapter 2** gives it learned
-# projections for queries, keys and values, and runs several of them side by side: multi-head
-# attention, the layer BERT stacks.
+# attention that came first and the alignment it learns, and why the scores are divided by
+# $\sqrt{d_k}$. Our attention so far compares raw vectors, so a word can only find copies of
+# itself. **Chapter 2** gives it learned projections for queries, keys and values, and runs several
+# of them side by side: multi-head attention, the layer BERT stacks.

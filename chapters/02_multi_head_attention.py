@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from annotated_bert.attention import attention, key_padding_mask
+from annotated_bert.viz import attention_chart, plot_attention_heads
 
 torch.manual_seed(0)
 alt.renderers.enable("mimetype")  # JupyterLab draws vega-lite offline from this mimetype
@@ -264,8 +265,9 @@ split_heads(queries, num_heads).shape, merge_heads(context_by_head).shape
 # The module holds the four projections, named `query`, `key` and `value` as in BERT's
 # checkpoints and `output` for what those call `attention.output.dense` (chapter 6 maps the names
 # one to one), and a dropout on the attention probabilities, which BERT uses in training with
-# $p = 0.1$.
-# (BERT's second dropout, on the layer's output, belongs to the residual block of chapter 3.)
+# $p = 0.1$ (its second dropout, on the layer's output, belongs to the residual block of chapter 3).
+# Every head takes an equal slice of the hidden vector, so the hidden size must be a multiple of
+# the number of heads (BERT-base: $768 = 12 \times 64$); the constructor refuses any other.
 #
 # `forward` takes a boolean mask, True where a query may look at a key, as chapter 1's `attention`
 # does. When the caller wants the attention maps (`output_attentions=True`) it runs our explicit
@@ -313,7 +315,7 @@ class MultiHeadAttention(nn.Module):
 import torch
 import torch.nn.functional as F
 
-from annotated_bert.attention import attention, check_attention_inputs
+from annotated_bert.attention import attention, check_attention_inputs, merge_heads, split_heads
 
 
 # MultiHeadAttention, continued from the cell above.
@@ -362,17 +364,15 @@ output.shape, layer_probs.shape
 # %% [markdown]
 # ## What several heads cost
 #
-# Several heads cost no more than one big head. Whatever the number of heads, the four
-# projections are four $H \times H$ matrices with their biases, so the parameters do not change.
-# Counting multiply-adds for one sequence of $T$ tokens:
+# Several heads cost no more than one big head: whatever their number, the four projections are
+# four $H \times H$ matrices with their biases. Counting multiply-adds for one sequence of $T$ tokens:
 #
 # - projections: $4 \cdot T \cdot H^2$, whatever the heads;
 # - scores $QK^\top$: $\text{heads} \cdot T^2 \cdot d_\text{head} = T^2 H$, and the same again for
 #   the weighted sum of values.
 #
-# The one thing that grows with the heads is the number of attention weights,
-# $\text{heads} \cdot T^2$: more softmaxes and more memory for the maps. We measure the
-# parameters on real modules at BERT-base's size and count the rest:
+# What grows with the heads is the number of attention weights, $\text{heads} \cdot T^2$: more
+# softmaxes and more memory for the maps. Parameters measured on real modules at BERT-base's size:
 
 # %%
 def multiply_adds(hidden, heads, seq_len):
@@ -394,8 +394,7 @@ for heads in (1, 4, 12, 64):
 #
 # Without `output_attentions` the module takes the fused kernel. In eval mode (no dropout) both
 # paths must agree to float rounding, padding mask included. (The last digits of such gaps depend on
-# the CPU's float kernels, so the notebook's test checks this cell's `assert`, not its printout;
-# the same holds for the next comparisons.)
+# the CPU's float kernels; here and in the next comparisons the assert states the bound.)
 
 # %% tags=["nbval-ignore-output"]
 with torch.no_grad():
@@ -465,101 +464,13 @@ print(f"{real} real tokens; max |padded batch - alone| at real positions = {padd
 assert padding_gap < 1e-6
 
 # %% [markdown]
-# ## When the sizes do not fit
-#
-# Every head takes an equal slice of the hidden vector, so the hidden size must be a multiple of
-# the number of heads (BERT-base: $768 = 12 \times 64$). Asking for 5 heads of a 32-wide vector
-# fails at once, and says why:
-
-# %%
-try:
-    MultiHeadAttention(hidden_size=32, num_heads=5)
-except ValueError as error:
-    print("ValueError:", error)
-
-# %% [markdown]
 # ## Drawing every head
 #
-# Chapter 1's `plot_attention` draws one head. Two more drawings go into the package's `viz`
-# module; both take attention in the layout that `output_attentions=True` returns, and that the
-# bertviz library also takes, [batch, heads, T, T]:
-#
-# - `plot_attention_heads`: a static grid, one `plot_attention` panel per head, for the page and
-#   for saved figures;
-# - `attention_chart`: an interactive altair chart with a head selector and a tooltip on each
-#   cell (query token, key token, weight). It also takes a tuple of per-layer tensors (what a full
-#   model returns, chapter 6) and then adds a layer selector.
-#
-# Both begin with the same check, so that a tensor of the wrong shape fails with its shape named
-# before anything is drawn:
-
-# %%
-#| export: viz
-import numpy as np
-import torch
-
-
-def attention_maps(attention, tokens, batch_index: int = 0):
-    """Attention in the bertviz layout [batch, heads, T, T] (tensor or array) as a float tensor, checked."""
-    maps = attention if torch.is_tensor(attention) else torch.as_tensor(np.asarray(attention))
-    maps = maps.detach().float().cpu()  # (B, heads, T, T)
-    if maps.dim() != 4 or maps.size(-1) != maps.size(-2):
-        raise ValueError(f"attention must have shape [batch, heads, seq_len, seq_len]; got {list(maps.shape)}")
-    if maps.size(-1) != len(tokens):
-        raise ValueError(
-            f"attention of shape {list(maps.shape)} covers {maps.size(-1)} positions "
-            f"but {len(tokens)} tokens were given"
-        )
-    if not -maps.size(0) <= batch_index < maps.size(0):
-        raise ValueError(f"batch_index {batch_index} is out of range for attention of shape {list(maps.shape)}")
-    return maps
-
-
-# %% [markdown]
-# The grid reuses `plot_attention` for each panel. Each panel keeps its own color scale, since one
-# sharp head would otherwise wash out a diffuse one, and labels at most about 24 tokens, since a
-# panel is small.
-
-# %%
-#| export: viz
-import math
-
-import matplotlib.pyplot as plt
-
-from annotated_bert.viz import attention_maps, plot_attention
-
-
-def plot_attention_heads(attention, tokens, batch_index: int = 0, ncols: int = 4, title=None):
-    """A grid of heatmaps, one per head, of attention [batch, heads, T, T] for one sequence."""
-    maps = attention_maps(attention, tokens, batch_index)  # (B, heads, T, T)
-    num_heads = maps.size(1)
-    ncols = max(1, min(ncols, num_heads))
-    side = min(4.0, 1.6 + 0.22 * len(tokens))  # inches per panel
-    fig, axes = plt.subplots(math.ceil(num_heads / ncols), ncols, squeeze=False, layout="constrained",
-                             figsize=(1.25 * side * ncols, 1.1 * side * math.ceil(num_heads / ncols)))
-    label_step = max(1, math.ceil(len(tokens) / 24))
-    for head, ax in enumerate(axes.flat):
-        if head >= num_heads:
-            ax.remove()  # the unused end of the last row
-            continue
-        plot_attention(maps, tokens, batch_index=batch_index, head=head, ax=ax, title=f"head {head}")
-        for axis, rotation in ((ax.xaxis, 90), (ax.yaxis, 0)):
-            axis.set_ticks(range(0, len(tokens), label_step))
-            axis.set_ticklabels(list(tokens)[::label_step], rotation=rotation, fontsize=8)
-        if head % ncols:
-            ax.set_ylabel("")
-        if head + ncols < num_heads:
-            ax.set_xlabel("")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-# %% [markdown]
-# The grid of our random layer's four heads on the first sentence. With random weights the
-# patterns mean nothing about language, but they already show the point of the chapter: four
-# heads, four different ways to spread attention over the same sentence. Chapter 6 draws the heads
-# of a trained BERT.
+# Two drawings from the package's `viz` module (Appendix A5 shows how they are drawn) take attention
+# in the layout that `output_attentions=True` returns, [batch, heads, T, T]. `plot_attention_heads`
+# draws a grid, one heatmap per head. On our random layer and the first sentence the patterns mean
+# nothing about language, but they show the point of the chapter: four heads, four different ways to
+# spread attention over the same sentence. Chapter 6 draws the heads of a trained BERT.
 
 # %%
 fig = plot_attention_heads(layer_probs, tokens[0], batch_index=0, ncols=2,
@@ -568,94 +479,9 @@ fig.savefig("../figures/02_attention_heads.png", dpi=120, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
-# The interactive chart has to stay usable on BERT's longest input, 512 tokens: one row per cell
-# would be $12 \times 512^2 \approx 3$ million rows, far past altair's limit of 5,000 rows per
-# chart (and too big for a notebook). So the chart ships one compact record per (layer, head,
-# query) holding that query's whole row of weights, rounded to 4 decimals, and lets the browser
-# expand only the selected head: vega-lite `split`s the row and `flatten`s it into one row per
-# key, a `window` numbers the keys, and a `lookup` fetches each key's token from a small table.
-# The row travels as one string of whole numbers of ten-thousandths ("9661 12 0 ..."), not as a
-# list of floats: altair walks a list element by element when it builds the chart, which took a
-# minute at 512 tokens, while a string is a single value; it is also half the size.
-
-# %%
-#| export: viz
-import json
-
-import altair as alt
-import torch
-
-from annotated_bert.viz import attention_maps
-
-
-def attention_chart(attention, tokens, batch_index: int = 0, heads=None, start=None):
-    """Interactive heatmap of attention [batch, heads, T, T], or of a tuple of them (one per layer).
-
-    A dropdown picks the head (and the layer, for a tuple); hovering a cell shows the query token,
-    the key token and the weight. One record per (layer, head, query) carries its row of weights.
-    `start`: the (layer, head) the chart opens on (default: layer 0, the first of `heads`). A weight
-    of 0 is white.
-    """
-    layers = list(attention) if isinstance(attention, (tuple, list)) else [attention]
-    if not layers:
-        raise ValueError("attention is an empty sequence of layers")
-    maps = [attention_maps(layer, tokens, batch_index) for layer in layers]  # each (B, heads, T, T)
-    if any(layer_maps.shape != maps[0].shape for layer_maps in maps):
-        raise ValueError(f"layers differ in shape: {[list(layer_maps.shape) for layer_maps in maps]}")
-    num_heads = maps[0].size(1)
-    heads = list(range(num_heads)) if heads is None else [int(head) for head in heads]
-    if not heads or any(not 0 <= head < num_heads for head in heads):
-        raise ValueError(f"heads must be a non-empty list of indices below {num_heads}; got {heads}")
-    start_layer, start_head = (0, heads[0]) if start is None else (int(start[0]), int(start[1]))
-    if not (0 <= start_layer < len(maps) and start_head in heads):
-        raise ValueError(f"start must be (layer, head) with layer below {len(maps)} and head in {heads}; "
-                         f"got {start}")
-
-    ten_thousandths = [torch.round(layer_maps[batch_index] * 10_000).long() for layer_maps in maps]  # (heads, T, T)
-    records = [
-        {"layer": layer, "head": head, "query": query, "query_token": str(tokens[query]),
-         "weights": " ".join(map(str, row))}
-        for layer, layer_rows in enumerate(ten_thousandths)
-        for head in heads
-        for query, row in enumerate(layer_rows[head].tolist())
-    ]
-    key_tokens = alt.Data(values=[{"key": key, "key_token": str(token)} for key, token in enumerate(tokens)])
-    head_param = alt.param(name="head", value=start_head, bind=alt.binding_select(options=heads, name="head "))
-    params, selected = [head_param], alt.datum.head == head_param
-    if len(maps) > 1:
-        layer_param = alt.param(name="layer", value=start_layer,
-                                bind=alt.binding_select(options=list(range(len(maps))), name="layer "))
-        params.append(layer_param)
-        selected = selected & (alt.datum.layer == layer_param)
-
-    token_axis = alt.Axis(labelExpr=f"{json.dumps([str(token) for token in tokens])}[datum.value]",
-                          labelOverlap=True, ticks=len(tokens) <= 64)  # a token's label, not its index
-    side = min(600, max(240, 22 * len(tokens)))
-    return (
-        alt.Chart(alt.Data(values=records))
-        .transform_filter(selected)  # expand only the chosen head's rows
-        .transform_calculate(weight_list="split(datum.weights, ' ')")
-        .transform_flatten(["weight_list"], as_=["weight_text"])
-        .transform_window(key_number="row_number()", groupby=["layer", "head", "query"])
-        .transform_calculate(key="datum.key_number - 1", weight="toNumber(datum.weight_text) / 10000")
-        .transform_lookup(lookup="key", from_=alt.LookupData(key_tokens, "key", ["key_token"]))
-        .mark_rect()
-        .encode(
-            x=alt.X("key:O", title="key (attended to)", axis=token_axis),
-            y=alt.Y("query:O", title="query", axis=token_axis),
-            color=alt.Color("weight:Q", title="weight",
-                            scale=alt.Scale(domainMin=0, range=["white", "#08306b"], interpolate="rgb")),  # white is 0
-            tooltip=[alt.Tooltip("query_token:N", title="query"), alt.Tooltip("key_token:N", title="key"),
-                     alt.Tooltip("weight:Q", format=".4f")],
-        )
-        .add_params(*params)
-        .properties(width=side, height=side, title="attention weights: choose a head, hover a cell")
-    )
-
-
-# %% [markdown]
-# The same maps, interactive: pick a head in the dropdown under the chart and hover a cell. (The
-# saved PNG shows the first head only, since a picture has no dropdown.)
+# `attention_chart` draws the same maps as an interactive chart: pick a head in the dropdown under the
+# chart and hover a cell for its query, key and weight. (The saved PNG shows the first head only, since
+# a picture has no dropdown.)
 
 # %%
 chart = attention_chart(layer_probs, tokens[0], batch_index=0)
@@ -672,10 +498,6 @@ chart
 #   `value`, `output`, whose `forward(hidden_states, mask=None, output_attentions=False)` returns
 #   the output [B, T, H] and, when asked, the attention probabilities [B, heads, T, T]. It matches
 #   our step-by-step computation, PyTorch's fused kernel and `nn.MultiheadAttention` to 1e-6.
-#
-# and `viz` holds `plot_attention_heads` (a grid of heads), `attention_chart` (an interactive
-# chart with a head selector, and a layer selector for a tuple of layers) and the check they share,
-# `attention_maps`.
 #
 # Multi-head attention is half of an encoder layer. Chapter 3 adds the other half, a position-wise
 # feed-forward network, and wraps both in residual connections and layer normalisation to build

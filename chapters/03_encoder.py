@@ -30,13 +30,8 @@
 # - LayerNorm's epsilon is **1e-12**, not PyTorch's default 1e-5;
 # - dropout in **three** places, none of them inside the feed-forward network.
 #
-# We check each detail in code, show that our layer computes exactly what PyTorch's
-# `nn.TransformerEncoderLayer` computes when configured the BERT way, and measure how post-LN and pre-LN
-# stacks differ.
-#
-# Sections: 1. the feed-forward network and GELU, 2. residual connections and LayerNorm, 3. the encoder
-# layer, 4. dropout, 5. the same layer in PyTorch, 6. the stack, 7. post-LN versus pre-LN, 8. how big a layer
-# is.
+# We check each in code, match PyTorch's `nn.TransformerEncoderLayer` configured the BERT way, and measure
+# how post-LN and pre-LN stacks differ.
 
 # %%
 import math
@@ -71,15 +66,15 @@ torch.set_printoptions(precision=4, sci_mode=False)
 #
 # $$\mathrm{GELU}(x) = x\,\Phi(x) = \frac{x}{2}\left[1 + \operatorname{erf}\!\left(\frac{x}{\sqrt{2}}\right)\right]$$
 #
-# Large positive inputs pass almost unchanged ($\Phi \approx 1$), large negative ones are nearly zeroed
-# ($\Phi \approx 0$), and in between the curve is smooth, with a small dip below zero, where ReLU has a corner.
-# The same paper offers a cheaper approximation,
+# Large positive inputs pass almost unchanged, large negative ones are nearly zeroed, and in between the
+# curve is smooth, with a small dip below zero, where ReLU has a corner. The same paper offers a cheaper
+# approximation,
 #
 # $$\mathrm{GELU}(x) \approx \frac{x}{2}\left[1 + \tanh\!\left(\sqrt{2/\pi}\,\left(x + 0.044715\,x^3\right)\right)\right],$$
 #
-# and both forms run through BERT's history: Google's released TensorFlow code writes the tanh form, while
-# Hugging Face's `"gelu"`, the activation that BERT checkpoints name in their `config.json`, is the exact erf
-# form. We follow Hugging Face, because that is how the checkpoints we load in chapter 6 are run today.
+# and both run through BERT's history: Google's TensorFlow code writes the tanh form, while Hugging Face's
+# `"gelu"`, the activation BERT checkpoints name in their `config.json`, is the exact erf form. We follow
+# Hugging Face, because that is how the checkpoints we load in chapter 6 are run today.
 
 # %%
 #| export: encoder
@@ -113,29 +108,26 @@ print(f"gelu vs F.gelu:           max difference below 1e-12: {to_torch < 1e-12}
 print(f"gelu vs tanh approximate: max difference {to_tanh.max():.2e} at |x| = {x[to_tanh.argmax()].abs():.1f}")
 assert to_torch < 1e-12 and to_tanh.max() > 1e-4
 
+fig, (curves, error) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+narrow = x[(x >= -4) & (x <= 3)]
+curves.plot(narrow, F.relu(narrow), "--", color="0.6", label="ReLU")
+curves.plot(narrow, gelu(narrow), linewidth=2.5, label="GELU, exact (erf)")
+curves.plot(narrow, F.gelu(narrow, approximate="tanh"), ":", color="black", label="GELU, tanh approximation")
+curves.set(xlabel="x", ylabel="activation", title="GELU beside ReLU")
+error.plot(x, gelu(x) - gelu_tanh, color="tab:red")
+error.axhspan(-1e-5, 1e-5, color="0.5", alpha=0.5, label="±1e-5, a parity tolerance")
+error.set(xlabel="x", ylabel="exact − tanh", title="Error of the tanh approximation")
+for axis in (curves, error):
+    axis.legend()
+    axis.grid(alpha=0.3)
+fig.savefig("../figures/03_gelu.png", dpi=120, bbox_inches="tight")
+plt.show()
+
 # %% [markdown]
 # About $5 \times 10^{-4}$: invisible in a plot of the curves, harmless to a model trained with either form,
 # and about fifty times what a $10^{-5}$ parity test allows. The right panel shows where the error lives: the
 # difference is an even function of $x$ (both forms satisfy $f(x) - f(-x) = x$), largest near $|x| \approx 2.7$
 # and gone in the tails.
-
-# %%
-wide = torch.linspace(-6, 6, 1201, dtype=torch.float64)
-fig, (curves, error) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-narrow = wide[(wide >= -4) & (wide <= 3)]
-curves.plot(narrow, F.relu(narrow), "--", color="0.6", label="ReLU")
-curves.plot(narrow, gelu(narrow), linewidth=2.5, label="GELU, exact (erf)")
-curves.plot(narrow, F.gelu(narrow, approximate="tanh"), ":", color="black", label="GELU, tanh approximation")
-curves.set(xlabel="x", ylabel="activation", title="GELU beside ReLU")
-curves.legend()
-error.plot(wide, gelu(wide) - F.gelu(wide, approximate="tanh"), color="tab:red")
-error.axhspan(-1e-5, 1e-5, color="0.5", alpha=0.5, label="±1e-5, a parity tolerance")
-error.set(xlabel="x", ylabel="exact − tanh", title="Error of the tanh approximation")
-error.legend()
-for axis in (curves, error):
-    axis.grid(alpha=0.3)
-fig.savefig("../figures/03_gelu.png", dpi=120, bbox_inches="tight")
-plt.show()
 
 # %% [markdown]
 # The feed-forward network itself is two `nn.Linear` layers with GELU between them. We call them `expand`
@@ -144,6 +136,10 @@ plt.show()
 
 # %%
 #| export: encoder
+import torch.nn.functional as F
+from torch import nn
+
+
 class FeedForward(nn.Module):
     """Position-wise feed-forward: Linear(H, I) -> GELU -> Linear(I, H), the same at every position.
 
@@ -236,12 +232,6 @@ for scale in (1e-3, 1e-2, 1e-1, 1.0):
     index = int(torch.argmin((scales - scale).abs()))
     print(f"input std {scale:<6g}  max |LN(eps=1e-12) - LN(eps=1e-5)| = {eps_gaps[index]:.1e}")
 assert eps_gaps[torch.argmin((scales - 1.0).abs())] > 1e-5
-
-# %% [markdown]
-# Even for inputs of unit spread, the two epsilons disagree by more than $10^{-5}$; for a spread of 0.01 the
-# outputs are visibly different vectors. (Section 5 shows the same thing through a whole layer.)
-
-# %%
 fig, axis = plt.subplots(figsize=(5.5, 3.6))
 axis.loglog(scales, eps_gaps, marker=".")
 axis.axhline(1e-5, color="0.5", linestyle="--", linewidth=0.8, label="a 1e-5 parity tolerance")
@@ -251,6 +241,10 @@ axis.legend()
 axis.grid(alpha=0.3, which="both")
 fig.savefig("../figures/03_layernorm_eps.png", dpi=120, bbox_inches="tight")
 plt.show()
+
+# %% [markdown]
+# Even for inputs of unit spread, the two epsilons disagree by more than $10^{-5}$; for a spread of 0.01 the
+# outputs are visibly different vectors. (Section 5 shows the same thing through a whole layer.)
 
 # %% [markdown]
 # ## 3. The encoder layer: post-LN
@@ -263,11 +257,10 @@ plt.show()
 # This ordering is **post-LN**: the norm comes *after* the residual add. It is what "Attention Is All You
 # Need" wrote, $\mathrm{LayerNorm}(x + \mathrm{Sublayer}(x))$, and it is what BERT does.
 #
-# Many tutorials write **pre-LN** instead, $x + \mathrm{Sublayer}(\mathrm{LayerNorm}(x))$, with one extra
-# LayerNorm after the last layer. The Annotated Transformer is one of them; it says in a note that it
-# normalises first to keep its code simple. Pre-LN is a good architecture (GPT-2 and most large models since
-# use it), but it is a different function: BERT's weights run through a pre-LN layer give different outputs, as
-# section 7 shows. We build BERT's.
+# Many tutorials, the Annotated Transformer among them (to keep its code simple, it says), write **pre-LN**
+# instead, $x + \mathrm{Sublayer}(\mathrm{LayerNorm}(x))$, with one extra LayerNorm after the last layer.
+# Pre-LN is a good architecture (GPT-2 and most large models since use it), but it is a different function:
+# BERT's weights run through a pre-LN layer give different outputs, as section 7 shows. We build BERT's.
 #
 # The layer checks its input first, so that a wrong shape is reported in the layer's own terms.
 
@@ -283,7 +276,10 @@ def check_hidden_states(hidden_states, hidden_size: int, where: str):
 
 # %%
 #| export: encoder
+from torch import nn
+
 from annotated_bert.attention import MultiHeadAttention
+from annotated_bert.encoder import FeedForward, check_hidden_states
 
 
 class EncoderLayer(nn.Module):
@@ -356,42 +352,28 @@ assert torch.allclose(position_variances, torch.ones(2, 7), atol=1e-4)
 # | after the feed-forward network, before the residual add | yes | yes | yes |
 #
 # (BERT also drops out after the embeddings; that is chapter 4's.) In our layer the attention-probability
-# dropout lives in `MultiHeadAttention` (chapter 2), and one `nn.Dropout` serves both residual branches:
-
-# %%
-[(name, module.p) for name, module in layer.named_modules() if isinstance(module, nn.Dropout)]
-
-# %% [markdown]
-# Dropout is active only in training mode. In `train()` two calls on the same input differ; in `eval()` the
+# dropout lives in `MultiHeadAttention` (chapter 2), and one `nn.Dropout` serves both residual branches.
+# Dropout is active only in training mode: in `train()` two calls on the same input differ, in `eval()` the
 # layer is a deterministic function. Forgetting `model.eval()` before inference is a classic bug, and this is
 # what it looks like:
 
 # %%
-layer.train()
-first, _ = layer(hidden_states)
-second, _ = layer(hidden_states)
-print(f"train(): two calls on the same input are identical: {torch.equal(first, second)}")
-layer.eval()
-first, _ = layer(hidden_states)
-second, _ = layer(hidden_states)
-print(f"eval():  two calls on the same input are identical: {torch.equal(first, second)}")
+print([(name, module.p) for name, module in layer.named_modules() if isinstance(module, nn.Dropout)])
+for mode in ("train", "eval"):
+    first, second = (getattr(layer, mode)()(hidden_states)[0] for _ in range(2))   # (B, T, H) twice
+    print(f"{mode}(): two calls on the same input are identical: {torch.equal(first, second)}")
 assert torch.equal(first, second)
 
 # %% [markdown]
 # ## 5. The same layer in PyTorch
 #
 # PyTorch ships this layer as `nn.TransformerEncoderLayer`. Configured the BERT way, it computes the same
-# function as ours:
+# function as ours: `norm_first=False` (its default: post-LN), `activation="gelu"` (the exact form; its
+# default is ReLU), `layer_norm_eps=1e-12` (its default is 1e-5), `batch_first=True`, and `dropout=0.0`,
+# because its dropout also sits inside the feed-forward network, where BERT has none.
 #
-# - `norm_first=False` (its default): post-LN;
-# - `activation="gelu"` (its default is ReLU), which is the exact form;
-# - `layer_norm_eps=1e-12` (its default is 1e-5);
-# - `batch_first=True`, to take `[batch, seq_len, hidden]` as we do;
-# - `dropout=0.0`, because its dropout also sits inside the feed-forward network, where BERT has none.
-#
-# Two conventions differ. Its attention keeps Q, K and V in one `in_proj_weight` of shape $[3H, H]$, stacked in
-# that order, so we concatenate our three weights. And its `src_key_padding_mask` marks with `True` the
-# positions to *ignore*, the opposite of our mask, so we pass `~attention_mask.bool()`.
+# As in chapter 2, its attention stacks Q, K and V in one `in_proj_weight` of shape $[3H, H]$, and its padding
+# mask marks with `True` the positions to *ignore*, so we concatenate our weights and pass `~attention_mask.bool()`.
 
 # %%
 def to_torch_layer(layer: EncoderLayer, **overrides) -> nn.TransformerEncoderLayer:
@@ -416,8 +398,9 @@ def to_torch_layer(layer: EncoderLayer, **overrides) -> nn.TransformerEncoderLay
 
 
 # %% [markdown]
-# We compare at the real positions only: a padding position still produces an output (its query row is not
-# masked), but nothing downstream reads it.
+# We compare at the real positions only (a padding position still produces an output, which nothing
+# downstream reads). Then we change one setting at a time in PyTorch's layer, keeping the weights, to see
+# what each of BERT's details is worth against a $10^{-5}$ tolerance:
 
 # %%
 real_positions = attention_mask.bool()                    # (B, T)
@@ -428,12 +411,6 @@ with torch.no_grad():
 parity_gap = (ours - theirs)[real_positions].abs().max().item()
 print(f"ours vs nn.TransformerEncoderLayer at real positions: max difference below 1e-6: {parity_gap < 1e-6}")
 assert torch.allclose(ours[real_positions], theirs[real_positions], atol=1e-5, rtol=0)
-
-# %% [markdown]
-# Now change one setting at a time in PyTorch's layer, keeping the weights, and see what each of BERT's
-# details is worth against a $10^{-5}$ tolerance:
-
-# %%
 variants = {
     "BERT's settings": {},
     "layer_norm_eps=1e-5 (PyTorch's default)": dict(layer_norm_eps=1e-5),
@@ -454,14 +431,15 @@ with torch.no_grad():
 #
 # ## 6. The stack
 #
-# The encoder is `num_layers` layers applied in turn, all sharing one mask. On request it also returns what
-# every layer produced: `hidden_states` holds the input and then each layer's output (so `num_layers + 1`
-# tensors, the layout Hugging Face uses), and `attentions` holds each layer's attention probabilities,
-# `[batch, heads, T, T]`, the layout that chapter 6's attention maps and `bertviz` take.
+# The encoder is `num_layers` layers applied in turn, all sharing one mask. On request it also returns
+# `hidden_states`, the input and then each layer's output (`num_layers + 1` tensors, as Hugging Face lays them
+# out), and `attentions`, each layer's `[batch, heads, T, T]` probabilities, the layout chapter 6's maps take.
 
 # %%
 #| export: encoder
 from dataclasses import dataclass
+
+import torch
 
 
 @dataclass
@@ -472,6 +450,11 @@ class EncoderOutput:
 
 # %%
 #| export: encoder
+from torch import nn
+
+from annotated_bert.encoder import EncoderLayer, EncoderOutput, check_hidden_states
+
+
 class Encoder(nn.Module):
     """A stack of `num_layers` encoder layers.
 
@@ -532,24 +515,14 @@ print(f"real tokens, padded with garbage vs alone: max difference below 1e-5: {g
 assert torch.allclose(alone, padded, atol=1e-5, rtol=0)
 
 # %% [markdown]
-# A wrong input is reported with the shapes involved. Here, hidden states of width 16 reach an encoder built
-# for 32, the kind of mistake a mismatched config produces:
-
-# %%
-try:
-    encoder(torch.randn(2, 7, 16))
-except ValueError as error:
-    print(error)
-
-# %% [markdown]
 # ## 7. Post-LN versus pre-LN
 #
-# To see the difference concretely we need a pre-LN layer. It is the same parameters, wired differently:
+# To see the difference we need a pre-LN layer: the same parameters, wired differently,
 #
-# $$a = x + \mathrm{Dropout}(\mathrm{MultiHead}(\mathrm{LayerNorm}(x)))$$
-# $$y = a + \mathrm{Dropout}(\mathrm{FFN}(\mathrm{LayerNorm}(a)))$$
+# $$a = x + \mathrm{Dropout}(\mathrm{MultiHead}(\mathrm{LayerNorm}(x))), \qquad
+#   y = a + \mathrm{Dropout}(\mathrm{FFN}(\mathrm{LayerNorm}(a))),$$
 #
-# so a subclass that overrides `forward` is enough. It lives only in this notebook: BERT does not use it.
+# so a subclass that overrides `forward` is enough. BERT does not use it, so it is not exported.
 
 # %%
 class PreLNEncoderLayer(EncoderLayer):
@@ -580,22 +553,18 @@ print(f"same weights, post-LN vs pre-LN: max difference {gap.abs().max():.2f}, "
       f"cosine similarity {F.cosine_similarity(post_ln_output, pre_ln_output, dim=-1)[real_positions].mean():.2f}")
 
 # %% [markdown]
-# With random weights the two outputs still point roughly the same way: a fresh layer's sublayers are small
-# beside the residual path that both orderings share. But the largest difference is tens of thousands of
-# times a $10^{-5}$ tolerance, and with trained weights, whose sublayers do real work, nothing keeps the two
-# close.
+# With random weights the two outputs still point roughly the same way, since a fresh layer's sublayers are
+# small beside the residual path both orderings share; but the largest difference is tens of thousands of
+# times a $10^{-5}$ tolerance, and with trained weights nothing keeps the two close.
 #
-# Second, they treat the **residual stream**, the running hidden state passed from layer to layer, in
-# opposite ways. In post-LN every layer ends with a LayerNorm, so the stream is renormalised to unit scale at
-# every depth. In pre-LN the stream is a running sum that nothing rescales: each layer adds its update, the
-# stream grows, and a fixed-size update becomes a smaller and smaller share of it. The final LayerNorm of a
-# pre-LN model only normalises what comes out of the top.
-#
-# We measure this in a 24-layer stack (BERT-large's depth) of width 256, built twice with the same weights:
-# the root-mean-square size of the stream after each layer, and the size of the gradient that reaches each
-# layer's weight matrices when the stack's output is pulled towards a random target. We do it with PyTorch's
-# default initialisation (what a freshly built layer has) and with BERT's (weights drawn from a normal
-# distribution with standard deviation 0.02, biases zero).
+# Second, they treat the **residual stream**, the hidden state passed from layer to layer, in opposite ways.
+# In post-LN every layer ends with a LayerNorm, so the stream is renormalised at every depth. In pre-LN it is
+# a running sum that nothing rescales: it grows, and a fixed-size update becomes a smaller and smaller share
+# of it (the final LayerNorm only normalises what comes out of the top). We measure this in a 24-layer stack
+# (BERT-large's depth) of width 256, built twice with the same weights: the RMS size of the stream after each
+# layer, and the gradient that reaches each layer's weight matrices when the output is pulled towards a
+# random target; with PyTorch's default initialisation and with BERT's (normal, standard deviation 0.02,
+# biases zero).
 
 # %%
 def stack_statistics(layers, final_norm, inputs, target):
@@ -638,16 +607,22 @@ for init_name in ("PyTorch default init", "BERT init (std 0.02)"):
 for (ordering, init_name), (stream_rms, gradient_norms) in statistics.items():
     print(f"{ordering:<8} {init_name:<21} stream RMS after layer 1: {stream_rms[0]:.2f}, after layer {depth}: "
           f"{stream_rms[-1]:.2f};  gradient layer {depth} / layer 1: {gradient_norms[-1] / gradient_norms[0]:.2f}")
+for init_name in ("PyTorch default init", "BERT init (std 0.02)"):
+    post_rms, post_gradients = statistics["post-LN", init_name]
+    pre_rms, pre_gradients = statistics["pre-LN", init_name]
+    assert all(abs(rms - 1) < 1e-3 for rms in post_rms)                      # post-LN: renormalised every layer
+    assert pre_rms[-1] > 1.1 * pre_rms[0]                                      # pre-LN: the stream grows
+    assert 0.8 < post_gradients[-1] / post_gradients[0] < 1.25                 # post-LN: about level
+    assert pre_gradients[-1] < 0.9 * pre_gradients[0]                          # pre-LN: the top gets least
 
 # %%
 fig, (stream_axis, gradient_axis) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
 colors = {"post-LN": "tab:blue", "pre-LN": "tab:orange"}
 styles = {"PyTorch default init": "-", "BERT init (std 0.02)": "--"}
-layer_numbers = range(1, depth + 1)
-for (ordering, init_name), (stream_rms, gradient_norms) in statistics.items():
-    label = f"{ordering}, {init_name}"
-    stream_axis.plot(layer_numbers, stream_rms, styles[init_name], color=colors[ordering], label=label)
-    gradient_axis.plot(layer_numbers, gradient_norms, styles[init_name], color=colors[ordering], label=label)
+for (ordering, init_name), measured in statistics.items():
+    for axis, values in zip((stream_axis, gradient_axis), measured):  # stream RMS, gradient norms
+        axis.plot(range(1, depth + 1), values, styles[init_name], color=colors[ordering],
+                  label=f"{ordering}, {init_name}")
 stream_axis.set(xlabel="layer", ylabel="RMS of the residual stream", title="Size of the stream after each layer")
 gradient_axis.set(xlabel="layer", ylabel="gradient norm of the layer's weights",
                   title="Gradient reaching each layer at initialisation", ylim=(0, None))
@@ -664,35 +639,21 @@ plt.show()
 #   large as the one reaching the bottom layer.
 # - **Pre-LN**'s stream grows with depth, and the gradient reaching a layer shrinks as the stream it works on
 #   grows: the top layer's gradient is 0.65 of the bottom layer's with PyTorch's initialisation, 0.87 with
-#   BERT's.
+#   BERT's, whose small weights start every sublayer small and so make the contrast milder.
 #
-# BERT's small initialisation makes every sublayer start small, so both stacks start closer to the identity and
-# the contrast is milder; it is there all the same. Xiong et al. (2020), "On Layer Normalization in the
-# Transformer Architecture", analyse a related but different quantity at initialisation: how the gradient of
-# the layers near the *output* changes with the depth $L$ of the whole stack. For pre-LN it shrinks as the
-# stack gets deeper (like $1/\sqrt{L}$); for post-LN it does not, and they argue that these large gradients
-# near the output are why post-LN needs a learning-rate warmup. Our figure holds the depth at 24 and looks
-# along the stack instead; the two agree in kind (pre-LN's stream grows, and its upper layers get less
-# gradient), but it does not measure their scaling law, which needs stacks of several depths. BERT, post-LN, trains with a warmup of 10,000
-# steps (chapter 9). Pre-LN's easier optimisation is why so many later models switched; matching BERT's
-# checkpoints is why we cannot.
-#
-# The claims above are checked here, on the measured numbers:
-
-# %%
-for init_name in ("PyTorch default init", "BERT init (std 0.02)"):
-    post_rms, post_gradients = statistics["post-LN", init_name]
-    pre_rms, pre_gradients = statistics["pre-LN", init_name]
-    assert all(abs(rms - 1) < 1e-3 for rms in post_rms)                      # post-LN: renormalised every layer
-    assert pre_rms[-1] > 1.1 * pre_rms[0]                                      # pre-LN: the stream grows
-    assert 0.8 < post_gradients[-1] / post_gradients[0] < 1.25                 # post-LN: about level
-    assert pre_gradients[-1] < 0.9 * pre_gradients[0]                          # pre-LN: the top gets least
-print("checked")
+# Xiong et al. (2020, "On Layer Normalization in the Transformer Architecture") analyse a related quantity:
+# how the gradient near the *output* changes with the depth $L$ of the whole stack. For pre-LN it shrinks like
+# $1/\sqrt{L}$; for post-LN it does not, and they argue that these large gradients are why post-LN needs a
+# learning-rate warmup (BERT's is 10,000 steps, chapter 9). Our figure looks along one stack of depth 24
+# rather than across depths, so it agrees with theirs in kind, not in a scaling law. Pre-LN's easier
+# optimisation is why so many later models switched; matching BERT's checkpoints is why we cannot.
 
 # %% [markdown]
 # ## 8. How big is a layer?
 #
-# A BERT-base layer ($H = 768$, 12 heads, $I = 3072$), counted from the module rather than typed:
+# A BERT-base layer ($H = 768$, 12 heads, $I = 3072$), counted from the module rather than typed. Each count
+# follows from the shapes: attention has four $H \times H$ matrices and four biases, $4H^2 + 4H$; the
+# feed-forward network has $HI + I + IH + H$; each LayerNorm has $\gamma$ and $\beta$, $2H$.
 
 # %%
 def count_parameters(module: nn.Module) -> int:
@@ -709,32 +670,24 @@ parts = {
 for name, count in parts.items():
     print(f"{name:<34} {count:>10,}  {count / layer_total:6.1%}")
 print(f"{'one BERT-base layer':<34} {layer_total:>10,}")
-
-# %% [markdown]
-# Two thirds of a layer is the feed-forward network. Each count follows from the shapes, with $H = 768$ and
-# $I = 3072$: attention has four $H \times H$ matrices and four biases, $4H^2 + 4H$; the feed-forward network
-# has $HI + I + IH + H$; each LayerNorm has $\gamma$ and $\beta$, $2H$. Twelve layers make the encoder of
-# BERT-base, most of its 109,482,240 parameters (chapter 6 counts the rest: the embeddings and the pooler).
-
-# %%
 H, I = 768, 3072
 assert layer_total == (4 * H * H + 4 * H) + (H * I + I + I * H + H) + 2 * (2 * H)
 bert_base_total = 109_482_240   # BertModel at BERT-base size; chapter 6 counts it from the model
-encoder_total = 12 * layer_total
-print(f"12 layers: {encoder_total:,} parameters, {encoder_total / bert_base_total:.1%} of BERT-base")
+print(f"12 layers: {12 * layer_total:,} parameters, {12 * layer_total / bert_base_total:.1%} of BERT-base")
+
+# %% [markdown]
+# Two thirds of a layer is the feed-forward network, and twelve layers are most of BERT-base's 109,482,240
+# parameters (chapter 6 counts the rest: the embeddings and the pooler).
 
 # %% [markdown]
 # ## What we built
 #
-# The module `annotated_bert.encoder` now holds:
-#
-# - `gelu`: GELU in its exact erf form (equal to `F.gelu`; the tanh approximation is off by up to about
-#   $4.7 \times 10^{-4}$);
-# - `FeedForward`: `expand` ($H \to I$), GELU, `contract` ($I \to H$), applied at every position alone;
-# - `EncoderLayer`: self-attention and feed-forward, each followed by dropout, a residual add and a LayerNorm
-#   with $\varepsilon = 10^{-12}$ (post-LN), equal to `nn.TransformerEncoderLayer` configured the BERT way;
-# - `Encoder` and `EncoderOutput`: the stack, with every layer's hidden states and attention maps on request;
-# - `check_hidden_states`: the shape check behind their error messages.
+# The module `annotated_bert.encoder` now holds `gelu` (the exact erf form, equal to `F.gelu`), `FeedForward`
+# (`expand`, GELU, `contract`, at every position alone), `EncoderLayer` (self-attention and feed-forward, each
+# followed by dropout, a residual add and a LayerNorm with $\varepsilon = 10^{-12}$: post-LN, equal to
+# `nn.TransformerEncoderLayer` configured the BERT way), `Encoder` and `EncoderOutput` (the stack, with every
+# layer's hidden states and attention maps on request), and `check_hidden_states`, the shape check behind
+# their error messages.
 #
 # The encoder takes hidden states and returns hidden states; it has no idea what a word is. Chapter 4 builds
 # what goes in at the bottom: token, position and segment embeddings, summed and normalised into the

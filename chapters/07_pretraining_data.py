@@ -27,18 +27,11 @@
 # | serve | pairs | masked pairs, fixed (static) or new every epoch (dynamic) | `PretrainingDataset` |
 # | batch | masked pairs | a dict of tensors | `collate_pretraining_batch` |
 #
-# The rules are those of `create_pretraining_data.py` in Google's original BERT repository; we
-# describe them in our own words and follow them, with these departures, each explained where it
-# happens:
-#
-# - a random replacement token (the "10% random" of the 80/10/10 rule) is drawn from the ordinary
-#   tokens of the vocabulary only, never `[CLS]`, `[PAD]` or `[unused5]`;
-# - B of a NotNext pair is drawn from a *different* document, always; the original tries ten times
-#   and, if unlucky, takes the same one;
-# - `[UNK]` is never chosen as a prediction target, and whole-word masking never joins a `##` piece to
-#   a word across a `[SEP]`;
-# - masks can be drawn anew each time a pair is served (RoBERTa's *dynamic* masking) as well as
-#   fixed once before training as the original does (*static* masking).
+# The rules are those of `create_pretraining_data.py` in Google's original BERT repository. We depart
+# from it in small ways, each explained where it happens: the "10% random" replacement is an ordinary
+# token, never `[CLS]` or `[unused5]`; a NotNext B always comes from a *different* document; `[UNK]` is
+# never a prediction target, and whole-word masking never crosses a `[SEP]`; and masks can be drawn anew
+# each time a pair is served (RoBERTa's *dynamic* masking).
 
 # %%
 import random
@@ -49,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import HTML
+from IPython.display import HTML, display
 
 from annotated_bert.corpus import load_shakespeare, split_by_play
 from annotated_bert.tokenization import BertTokenizer
@@ -57,13 +50,12 @@ from annotated_bert.tokenization import BertTokenizer
 SEED = 0
 
 # %% [markdown]
-# ## The corpus, in numbers
+# ## The corpus, in tokens
 #
-# Chapter 5 turned Shakespeare's plays into *documents*: one per scene, each a list of sentences.
-# Documents matter here because NSP needs them: a true continuation B comes from the same scene as A,
-# a false one from another scene. Sentences matter because A and B are made of whole sentences.
-# We keep the held-out plays out of the pretraining data, as chapter 9 will, and tokenize the rest
-# with the book's own WordPiece vocabulary.
+# Appendix A1 turned Shakespeare's plays into *documents*: one per scene, each a list of sentences. NSP
+# needs both: a true continuation B comes from the same scene as A, a false one from another scene, and
+# A and B are made of whole sentences. We keep the held-out plays out of the pretraining data, as
+# chapter 9 will, and tokenize the rest with the book's own WordPiece vocabulary.
 
 # %%
 training_documents, held_out_documents = split_by_play(load_shakespeare())
@@ -75,7 +67,7 @@ print(f"vocabulary: {len(tokenizer)} tokens")
 # %% [markdown]
 # `tokenize_documents` turns each document into a list of *segments*, one per sentence, each a list
 # of WordPiece tokens. A sentence that tokenizes to nothing is dropped, and so is a document left
-# empty, as in the original. It takes chapter 5's `Document`s or plain lists of sentence strings.
+# empty, as in the original. It takes the corpus's `Document`s or plain lists of sentence strings.
 
 # %%
 #| export: data
@@ -97,37 +89,21 @@ def tokenize_documents(documents, tokenizer) -> list[list[list[str]]]:
     return tokenized
 
 
-# %%
-token_documents = tokenize_documents(training_documents, tokenizer)
-assert len(token_documents) == len(training_documents)  # no scene was left empty, so indexes agree
-sentences_per_document = np.array([len(document) for document in token_documents])
-tokens_per_sentence = np.array([len(segment) for document in token_documents for segment in document])
-print(f"documents: {len(token_documents)}, sentences: {tokens_per_sentence.size:,}, "
-      f"tokens: {tokens_per_sentence.sum():,}")
-print(f"sentences per scene: median {np.median(sentences_per_document):.0f}, "
-      f"min {sentences_per_document.min()}, max {sentences_per_document.max()}")
-print(f"tokens per sentence: median {np.median(tokens_per_sentence):.0f}, "
-      f"mean {tokens_per_sentence.mean():.1f}, max {tokens_per_sentence.max()}")
-
 # %% [markdown]
-# What matters for pairs is how many sentences fit in one input. With BERT's `max_seq_len` of 128,
-# three positions go to `[CLS]`, `[SEP]`, `[SEP]` and 125 are left for A and B together.
+# What matters for pairs is how many sentences fit in one input: of BERT's `max_seq_len` of 128, three
+# positions go to `[CLS]`, `[SEP]`, `[SEP]`, 125 to A and B (Appendix A1 draws the lengths).
 
 # %%
 MAX_SEQ_LEN = 128
 max_num_tokens = MAX_SEQ_LEN - 3
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-axes[0].hist(sentences_per_document, bins=40, color="tab:blue")
-axes[0].set(title="sentences per scene (document)", xlabel="sentences", ylabel="scenes")
-axes[1].hist(tokens_per_sentence, bins=np.arange(0, 80), color="tab:orange")
-axes[1].axvline(tokens_per_sentence.mean(), color="black", linestyle="--",
-                label=f"mean {tokens_per_sentence.mean():.1f}")
-axes[1].set(title="WordPiece tokens per sentence", xlabel="tokens (cut at 80)", ylabel="sentences")
-axes[1].legend()
-fig.savefig("../figures/07_corpus.png", dpi=110, bbox_inches="tight")
-plt.show()
-print(f"sentences in {max_num_tokens} tokens, on average: {max_num_tokens / tokens_per_sentence.mean():.1f}")
-print(f"sentences longer than {max_num_tokens} tokens: {(tokens_per_sentence > max_num_tokens).sum()}")
+token_documents = tokenize_documents(training_documents, tokenizer)
+assert len(token_documents) == len(training_documents)  # no scene was left empty, so indexes agree
+tokens_per_sentence = np.array([len(segment) for document in token_documents for segment in document])
+print(f"documents: {len(token_documents)}, sentences: {tokens_per_sentence.size:,}, "
+      f"tokens: {tokens_per_sentence.sum():,}; tokens per sentence: median {np.median(tokens_per_sentence):.0f}, "
+      f"mean {tokens_per_sentence.mean():.1f}, max {tokens_per_sentence.max()}")
+print(f"sentences in {max_num_tokens} tokens, on average: {max_num_tokens / tokens_per_sentence.mean():.1f}; "
+      f"sentences longer than {max_num_tokens} tokens: {(tokens_per_sentence > max_num_tokens).sum()}")
 
 # %% [markdown]
 # ## From a document to pairs
@@ -144,9 +120,8 @@ print(f"sentences longer than {max_num_tokens} tokens: {(tokens_per_sentence > m
 # 3. **Split.** A is the first `randint(1, len(chunk) - 1)` sentences of the chunk, when it has two or
 #    more; a chunk of one sentence is all A.
 # 4. **Next or not.** With probability 0.5, and always when the chunk has one sentence (there is no
-#    true B), B is *random*: it starts at a random sentence of a different document and takes whole
-#    sentences until A and B together reach the target. Otherwise B is the rest of the chunk, the
-#    true continuation.
+#    true B), B is *random*: whole sentences from a random start in a different document, until A and
+#    B together reach the target. Otherwise B is the rest of the chunk, the true continuation.
 # 5. **Put back.** A random B leaves the chunk's sentences after A unused; they go back, and the next
 #    chunk starts with them.
 # 6. **Truncate.** While A and B hold more than `max_num_tokens` tokens, drop one token from the longer
@@ -198,8 +173,8 @@ class TrainingInstance:
 # Step 6 first, since it is the easiest to see on its own. The longer side loses a token until the
 # pair fits, so a short A is never cut to make room for a long B. Cutting at a random end means that
 # neither the starts nor the ends of segments are reliably whole sentences: one regularity less for the
-# model to rely on. Since each cut removes a token of A or B, before the separators are added,
-# truncation cannot cut `[CLS]` or `[SEP]`.
+# model to rely on. And since it cuts A and B before the separators are added, it never cuts `[CLS]` or
+# `[SEP]`.
 
 # %%
 #| export: data
@@ -220,11 +195,10 @@ truncate_seq_pair(tokens_a, tokens_b, max_num_tokens=8, rng=random.Random(SEED))
 print("A:", "".join(tokens_a), " B:", "".join(tokens_b))
 
 # %% [markdown]
-# Step 4 needs a B from another document. The original draws a document index up to ten times until
-# it differs from the current one; with very few documents all ten draws can hit the current one
-# (with two documents, once in $2^{10} = 1024$ pairs), and then B comes from A's own document while
-# the label says NotNext. Drawing uniformly from the *other* documents gives the distribution those
-# retries aim at, in one draw, with no exception.
+# Step 4 needs a B from another document. The original draws a document index up to ten times until it
+# differs from the current one; with two documents all ten draws hit it once in $2^{10} = 1024$ pairs,
+# and B comes from A's own document under the label NotNext. Drawing uniformly from the *other*
+# documents gives the distribution those retries aim at, in one draw, with no exception.
 
 # %%
 #| export: data
@@ -279,8 +253,11 @@ def create_instances_from_document(documents, document_index: int, max_seq_len: 
 
 # %% [markdown]
 # We run it on one scene of a few hundred tokens, the first whose pairs (with our seed) show both
-# labels. First the sentence lengths and their running total: the first chunk closes at the first
-# sentence where the total reaches the target.
+# labels. First the sentence lengths and their running total (the first chunk closes at the first
+# sentence where the total reaches the target), then the pairs: for each, its label, the lengths of A
+# and B, and how each begins. An IsNext B continues where A stopped; a NotNext B begins somewhere in
+# another scene. A segment that begins with a `##` piece, in the middle of a word, was truncated at its
+# front.
 
 # %%
 def scene_pairs(document_index):
@@ -296,12 +273,7 @@ print(f"{scene.title}, {scene.scene}: {len(document)} sentences, {sum(map(len, d
 print("tokens per sentence:", [len(segment) for segment in document])
 print("running total:      ", np.cumsum([len(segment) for segment in document]).tolist())
 
-# %% [markdown]
-# Now the pairs it gives. For each: its label, the lengths of A and B, and how each begins. An IsNext
-# B continues where A stopped; a NotNext B begins somewhere in another scene. A segment that begins
-# with a `##` piece, in the middle of a word, was truncated at its front.
 
-# %%
 def describe(instances, words=6):
     rows = []
     for instance in instances:
@@ -323,7 +295,7 @@ describe(scene_instances)
 # own targets, splits and negatives), and shuffles the result. One `random.Random(seed)` drives it all,
 # never Python's global generator, so the same seed always gives the same pairs. It first checks the
 # input, since the rules have three preconditions: a document to start from, a second document to draw
-# negatives from, and room for one token each in A and B.
+# negatives from (a corpus of one scene has no NSP task), and room for one token each in A and B.
 
 # %%
 #| export: data
@@ -375,16 +347,6 @@ def create_instances(documents, *, max_seq_len: int = 128, short_seq_prob: float
 
 
 # %% [markdown]
-# A corpus of one scene shows the most instructive of the checks: with nothing to draw a NotNext B
-# from, there is no NSP task.
-
-# %%
-try:
-    create_instances([document], max_seq_len=MAX_SEQ_LEN)
-except ValueError as error:
-    print(f"ValueError: {error}")
-
-# %% [markdown]
 # On the whole training corpus, one pass:
 
 # %%
@@ -398,11 +360,11 @@ assert lengths.max() <= MAX_SEQ_LEN
 # %% [markdown]
 # ## The NSP labels: about half and half
 #
-# The coin of step 4 makes B random half the time, but a chunk of a single sentence has no true B and
-# is always NotNext. So NotNext is *more* than half of the pairs. Single-sentence chunks come from
-# sentences as long as the target, from the last sentence of a scene, and above all from the short
-# targets: a scene that draws a target of, say, 10 tokens is cut into one-sentence chunks, and every
-# pair it gives is NotNext. We count with and without short targets.
+# The coin of step 4 is fair, but a chunk of a single sentence has no true B and is always NotNext, so
+# NotNext is *more* than half of the pairs. Single-sentence chunks come from sentences as long as the
+# target, from the last sentence of a scene, and above all from the short targets: a scene that draws a
+# target of, say, 10 tokens is cut into one-sentence chunks, all NotNext. We count with and without
+# short targets.
 
 # %%
 is_random_next = np.array([instance.is_random_next for instance in instances])
@@ -416,84 +378,28 @@ print(f"  with short_seq_prob=0: {np.mean([instance.is_random_next for instance 
 assert 0.5 <= is_random_next.mean() < 0.6
 
 # %% [markdown]
-# Two claims are left to check on the real corpus: the coin itself is fair, and a NotNext B never
-# comes from A's own scene. Both need to know where each token came from. So we run the same rules on
-# a copy of the corpus in which every token is replaced by its address, (scene, sentence). The lengths
-# are those of the real corpus, so the generator makes the very same draws, and the pairs have the same
-# shapes and labels as the real ones. We take the run without short targets, where every target is
-# 125 tokens and a chunk of one sentence is easy to recognise: its A is a single sentence that is the
-# last of its scene or holds at least 125 tokens. Those pairs never saw the coin; the others did.
-
-# %%
-addressed_documents = [[[(scene_index, sentence_index)] * len(segment)
-                        for sentence_index, segment in enumerate(document)]
-                       for scene_index, document in enumerate(token_documents)]
-addressed = create_instances(addressed_documents, max_seq_len=MAX_SEQ_LEN, short_seq_prob=0.0, seed=SEED)
-assert [(len(pair.tokens), pair.is_random_next) for pair in addressed] == \
-    [(len(pair.tokens), pair.is_random_next) for pair in without_short]      # the same draws, the same pairs
-
-coin, one_sentence_chunks, b_from_own_scene = [], [], 0
-for pair in addressed:
-    sep = pair.tokens.index(SEP)
-    a_sentences = sorted(set(pair.tokens[1:sep]))
-    scene_index, sentence_index = a_sentences[0]
-    sentences = token_documents[scene_index]
-    last_or_long = sentence_index == len(sentences) - 1 or len(sentences[sentence_index]) >= max_num_tokens
-    if len(a_sentences) == 1 and last_or_long:
-        one_sentence_chunks.append(pair.is_random_next)
-    else:
-        coin.append(pair.is_random_next)
-    if pair.is_random_next:
-        b_from_own_scene += any(b_scene == scene_index for b_scene, _ in pair.tokens[sep + 1:-1])
-
-bound = 3.29 * np.sqrt(0.25 / len(coin))
-print(f"NotNext B from A's own scene: {b_from_own_scene}")
-print(f"one-sentence chunks: {len(one_sentence_chunks)}, NotNext: {np.mean(one_sentence_chunks):.3f}")
-print(f"the coin, over the other {len(coin):,} pairs: NotNext {np.mean(coin):.4f} (0.5 ± {bound:.4f})")
-assert b_from_own_scene == 0 and all(one_sentence_chunks) and abs(np.mean(coin) - 0.5) < bound
-
-# %% [markdown]
 # ## Lengths, and the two rules that shape them
 #
-# Two rules decide how long a pair is, and the figure below shows their effect: the pair lengths, the
-# NotNext share at each length, and the length of B under each label. The target length of step 1
-# makes 90% of documents fill the whole input and 10% aim shorter. The original code says why:
-# fine-tuning inputs are often short, and a model pretrained only on full-length inputs would meet
-# something new there. Padding a short pair to 128 positions wastes compute, so it is done for a tenth
-# of the documents only.
-#
-# The second rule is less visible: a random B is filled up to the *same* target as a true one
-# (`target_length - len(A)` tokens), so both kinds of B have about the same length. That matters
-# because a model learns whatever separates the two labels most cheaply. If NotNext B were shorter,
-# the length of B would predict the label and the model would learn to measure, not to read: its NSP
-# accuracy would rise on the training pairs and stay near chance on pairs built without the flaw.
+# Two rules decide how long a pair is; the figure shows the pair lengths and the length of B under each
+# label. The target length of step 1 makes 90% of documents fill the whole input and 10% aim shorter,
+# because fine-tuning inputs are often short (the original code says), while padding a short pair to 128
+# positions wastes compute. The second rule is less visible: a random B is filled up to the *same*
+# target as a true one, so both kinds of B have about the same length. That matters because a model
+# learns whatever separates the two labels most cheaply: if NotNext B were shorter, the model would
+# learn to measure, not to read, and its NSP accuracy would stay near chance on pairs without the flaw.
 
 # %%
-def b_lengths(instances):
-    return np.array([len(instance.tokens) - instance.tokens.index(SEP) - 2 for instance in instances])
-
-
-instance_b_lengths = b_lengths(instances)
-edges = np.r_[np.arange(0, MAX_SEQ_LEN, 8), MAX_SEQ_LEN, MAX_SEQ_LEN + 1]     # the last bin: full length only
-bin_of_pair = np.digitize(lengths, edges) - 1
-bins = [b for b in range(len(edges) - 1) if (bin_of_pair == b).sum() >= 30]  # leave out nearly empty bins
-
-fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+instance_b_lengths = np.array([len(instance.tokens) - instance.tokens.index(SEP) - 2 for instance in instances])
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 axes[0].hist(lengths, bins=np.arange(4, MAX_SEQ_LEN + 2), color="tab:blue")
 axes[0].set(yscale="log", title="pair length, [CLS] and [SEP]s included", xlabel="tokens", ylabel="pairs (log)")
-axes[1].bar(edges[bins], [is_random_next[bin_of_pair == b].mean() for b in bins],
-            width=7, align="edge", color="tab:red")
-axes[1].axhline(is_random_next.mean(), color="black", linestyle="--", label=f"all: {is_random_next.mean():.2f}")
-axes[1].set(title="NotNext share, by pair length", xlabel="tokens (bins of 8; the last bar is 128 alone)",
-            ylabel="NotNext share", ylim=(0, 1))
-axes[1].legend(loc="lower left")
 for label, name, color in [(False, "IsNext", "tab:green"), (True, "NotNext", "tab:red")]:
     selected = instance_b_lengths[is_random_next == label]
-    axes[2].hist(selected, bins=np.arange(0, max_num_tokens + 2, 4),
+    axes[1].hist(selected, bins=np.arange(0, max_num_tokens + 2, 4),
                  weights=np.full(selected.size, 1 / selected.size),
                  histtype="step", linewidth=2, color=color, label=name)
-axes[2].set(title="length of B, by label", xlabel="tokens in B (bins of 4)", ylabel="share of the label's pairs")
-axes[2].legend()
+axes[1].set(title="length of B, by label", xlabel="tokens in B (bins of 4)", ylabel="share of the label's pairs")
+axes[1].legend()
 fig.tight_layout()
 fig.savefig("../figures/07_lengths.png", dpi=110, bbox_inches="tight")
 plt.show()
@@ -505,12 +411,11 @@ for label, name in [(False, "IsNext "), (True, "NotNext")]:
 # The spike in the lengths of B, at 61 to 62 tokens, is truncation at work: when A and B overflow
 # together, the longer is cut until the two are about equal, half of 125 each. Both labels have it.
 #
-# How much would a length alone tell a model? We give the label to the best rule of the form
-# "NotNext if it has at most $k$ tokens" (or at least $k$), choosing $k$ with the labels in hand, and
-# compare its accuracy with always answering the more common label. We try the length of B and the
-# length of the whole pair (short pairs, we saw, lean NotNext). For contrast we build a careless
-# variant of the data, with the same IsNext pairs but a NotNext B of one random sentence, a shortcut
-# some from-scratch implementations take.
+# How much would a length alone tell a model? We give the label by the best rule "NotNext if it has at
+# most $k$ tokens" (or at least $k$), $k$ chosen with the labels in hand, on the length of B and on the
+# length of the pair (short pairs, we saw, lean NotNext), beside always answering the more common label;
+# and on a careless variant of the data whose NotNext B is one random sentence, a shortcut some
+# from-scratch implementations take.
 
 # %%
 def length_only_accuracy(measured_lengths, labels):
@@ -547,10 +452,9 @@ assert max(ours, ours_whole_pair) < majority + 0.02 < careless
 # $$\text{num\_to\_predict} = \min\big(\text{max\_predictions},\ \max(1,\ \mathrm{round}(0.15\, n))\big)$$
 #
 # with `max_predictions` = 20 for 128-token inputs. Python's `round` sends an exact half to the even
-# neighbour: $0.15 \cdot 10 = 1.5$ rounds to 2, but $0.15 \cdot 30 = 4.5$ rounds to 4. The original ran
-# the same expression, and so does every check below. Masking each token independently with
-# probability 0.15, a common mistake, gives the right mean but a count that varies from pair to pair,
-# sometimes zero.
+# neighbour, as in the original: $0.15 \cdot 10 = 1.5$ rounds to 2, but $0.15 \cdot 30 = 4.5$ to 4.
+# Masking each token independently with probability 0.15, a common mistake, gives the right mean but a
+# count that varies from pair to pair, sometimes zero.
 
 # %%
 #| export: data
@@ -566,19 +470,18 @@ pd.DataFrame({"0.15 n": [round(0.15 * n, 2) for n in pair_lengths],
              index=pd.Index(pair_lengths, name="pair length n"))
 
 # %% [markdown]
-# The positions are drawn among the ordinary tokens only: never `[CLS]`, `[SEP]` or padding (a pair
-# has no padding yet; the batch adds it), which carry no text to predict. We also never pick `[UNK]`,
-# which the original could: predicting "some unknown word" teaches nothing.
+# The positions are drawn among the ordinary tokens only: never `[CLS]`, `[SEP]` or padding, which carry
+# no text to predict, and never `[UNK]`, which the original could pick: predicting "some unknown word"
+# teaches nothing.
 #
 # Each chosen position is then changed by the **80/10/10 rule**: 80% of the time it becomes `[MASK]`,
-# 10% of the time a random token, 10% of the time it stays as it is. The label is always the original
+# 10% of the time a random token, 10% of the time it stays as it is; the label is always the original
 # token. Why not always `[MASK]`? Fine-tuning inputs contain no `[MASK]`, and a model that only ever
-# predicted at `[MASK]` would have no reason to build a good representation of the tokens it can
-# see. With the random and unchanged 20%, any token may be a prediction target, and may be wrong.
+# predicted at `[MASK]` would have no reason to build a good representation of the tokens it can see;
+# with the random and unchanged 20%, any token may be a prediction target, and may be wrong.
 #
-# Where does the random token come from? The original draws any entry of the vocabulary, special
-# tokens included. We draw only ordinary tokens. The count of special entries in each vocabulary says
-# what that changes:
+# The original draws the random token from the whole vocabulary, special tokens included; we draw only
+# ordinary tokens. The count of special entries in each vocabulary says what that changes:
 
 # %%
 #| export: data
@@ -616,11 +519,9 @@ for name, vocabulary in [("this book's", list(tokenizer.vocab)), ("BERT's uncase
 
 # %% [markdown]
 # In BERT's vocabulary about 3% of the entries are special, so roughly 0.3% of predictions (3% of the
-# 10% random) would put one into the text; this book's vocabulary has no `[unused]` entries, so there
-# it would happen less often, but it would happen. A `[SEP]` inside sentence A, where the model has
-# learned that `[SEP]` ends a segment; a `[PAD]` at an attended position, which it never meets
-# otherwise; an `[unused]` entry whose row is never trained. It is rare, and BERT trained well anyway,
-# but it is noise with no purpose, and avoiding it costs one list.
+# 10% random) would put one into the text (in this book's vocabulary, fewer, but some): a `[SEP]` inside
+# sentence A, a `[PAD]` at an attended position, an `[unused]` entry whose row is never trained. BERT
+# trained well anyway, but it is noise with no purpose, and avoiding it costs one list.
 #
 # Now the masking function. It returns a new instance and leaves its input alone, which dynamic
 # masking will rely on. `whole_word` is explained in its own section below.
@@ -676,7 +577,7 @@ def mask_instance(instance: TrainingInstance, replacement_tokens, rng, *, masked
 
 # %% [markdown]
 # The first IsNext pair of our scene, masked. A is blue, B orange; each chosen position has a red
-# border, with the original token (the label) under it.
+# border, with the original token (the label) under it; then the instance's fields.
 
 # %%
 from html import escape
@@ -688,12 +589,11 @@ def render_instance(instance):
     spans = []
     for position, (token, segment) in enumerate(zip(instance.tokens, instance.segment_ids)):
         style = f"background:{('#dbe9f6', '#fde4c4')[segment]}; padding:1px 3px; margin:1px; display:inline-block"
+        shown = escape(token)
         if position in labels:
             style += "; border:2px solid #c0392b; text-align:center"
-            token = f"<b>{escape(token)}</b><br><small>{escape(labels[position])}</small>"
-        else:
-            token = escape(token)
-        spans.append(f'<span style="{style}">{token}</span>')
+            shown = f"<b>{shown}</b><br><small>{escape(labels[position])}</small>"
+        spans.append(f'<span style="{style}">{shown}</span>')
     label = "NotNext (B from another scene)" if instance.is_random_next else "IsNext (B follows A)"
     return HTML(f'<div style="font-family:monospace; line-height:1.9">{"".join(spans)}</div>'
                 f"<p>NSP label: {int(instance.is_random_next)} = {label}; "
@@ -702,9 +602,7 @@ def render_instance(instance):
 
 first_is_next = next(pair for pair in scene_instances if not pair.is_random_next)
 masked_instance = mask_instance(first_is_next, replacement_tokens, random.Random(SEED))
-render_instance(masked_instance)
-
-# %%
+display(render_instance(masked_instance))
 print("masked_positions:", masked_instance.masked_positions)
 print("masked_labels:   ", masked_instance.masked_labels)
 print("now reads:       ", tuple(masked_instance.tokens[p] for p in masked_instance.masked_positions))
@@ -712,11 +610,10 @@ print("now reads:       ", tuple(masked_instance.tokens[p] for p in masked_insta
 # %% [markdown]
 # ## The 80/10/10 rule, measured
 #
-# One pair shows the mechanics; many pairs show the rule. We mask every pair of the corpus once and
-# sort each prediction by what happened to its token. A random replacement can by chance draw the
-# original token, so "unchanged" should come out at $0.1 + 0.1/|V_\text{ordinary}|$, a hair above 10%.
-# Beside each share we print the range that a true share would leave with probability 99.9% (the
-# normal approximation to the binomial, $\pm 3.29$ standard errors).
+# We mask every pair of the corpus once and sort each prediction by what happened to its token. A random
+# replacement can by chance draw the original token, so "unchanged" should come out at
+# $0.1 + 0.1/|V_\text{ordinary}|$, a hair above 10%. Beside each share, the range a true share would
+# leave with probability 99.9% (the normal approximation to the binomial, $\pm 3.29$ standard errors).
 
 # %%
 masking_rng = random.Random(SEED)
@@ -743,23 +640,16 @@ print(f"predictions: {total:,} in {len(masked_instances):,} pairs")
 # %% [markdown]
 # ## Whole-word masking
 #
-# WordPiece splits rare words into pieces: chapter 5's vocabulary has no single token for many of
-# Shakespeare's words. When the pieces of a word are chosen independently, the model often sees some
-# of them and predicts the rest, which is easy: given all but one piece of a word, the missing piece
-# is often nearly certain, and nothing about the context needs to be understood. Google
-# later released BERT models trained with *whole-word masking*: a word and all its `##` pieces are
-# chosen together, and each piece still gets its own 80/10/10 draw and its own label. The count rule
-# still bounds the number of predictions: a word whose pieces would pass the count is skipped, so a
-# pair can get slightly fewer predictions than the count.
-#
-# We find a pair rich in split words and mask it both ways.
+# WordPiece splits rare words into pieces. When the pieces of a word are chosen independently, the
+# model often sees some of them and predicts the rest, which is easy: given all but one piece of a word,
+# the missing piece is often nearly certain, whatever the context. Google later released BERT models
+# trained with *whole-word masking*: a word and all its `##` pieces are chosen together, each piece
+# still with its own 80/10/10 draw and label (a word that would overshoot the count is skipped, so a pair
+# can get slightly fewer predictions). We mask a pair rich in split words both ways; brackets mark the
+# chosen pieces. Per-token masking hides only part of each split word it touches; whole-word, all or none.
 
 # %%
-def split_word_pieces(instance):
-    return sum(token.startswith("##") for token in instance.tokens)
-
-
-rich_pair = max(instances[:2000], key=split_word_pieces)
+rich_pair = max(instances[:2000], key=lambda instance: sum(token.startswith("##") for token in instance.tokens))
 for whole_word in (False, True):
     masked = mask_instance(rich_pair, replacement_tokens, random.Random(SEED + 1), whole_word=whole_word)
     chosen = set(masked.masked_positions)
@@ -772,51 +662,16 @@ for whole_word in (False, True):
         print("   ", " ".join(f"[{rich_pair.tokens[p]}]" if p in chosen else rich_pair.tokens[p] for p in group))
 
 # %% [markdown]
-# Brackets mark the chosen pieces. Without whole-word masking, a split word is usually only partly
-# hidden; with it, never. On the whole corpus:
-
-# %%
-def original_tokens(masked):
-    """The tokens of a masked pair before masking: each label put back at its position."""
-    tokens = list(masked.tokens)
-    for position, label in zip(masked.masked_positions, masked.masked_labels):
-        tokens[position] = label
-    return tokens
-
-
-def partly_chosen_share(masked_pairs):
-    """Of the split words with at least one piece chosen, the share with some piece not chosen."""
-    touched = partly = 0
-    for masked in masked_pairs:
-        chosen = set(masked.masked_positions)
-        for word in masking_candidates(original_tokens(masked), whole_word=True):
-            if len(word) > 1 and chosen & set(word):
-                touched += 1
-                partly += not set(word) <= chosen
-    return partly / touched
-
-
-wwm_rng = random.Random(SEED)
-whole_word_instances = [mask_instance(instance, replacement_tokens, wwm_rng, whole_word=True)
-                        for instance in instances]
-print(f"split words only partly chosen, per-token masking: {partly_chosen_share(masked_instances):.3f}")
-print(f"split words only partly chosen, whole-word masking: {partly_chosen_share(whole_word_instances):.3f}")
-
-# %% [markdown]
 # ## Static and dynamic masking
 #
-# The original script masks each pair once, when it writes the training files. To show the model more
-# than one mask per sentence, it makes `dupe_factor` (default 10) passes over the corpus, each with its
-# own pairs and masks, and training then goes through those files several times: over BERT's roughly
-# 40 epochs, each version of a pair came back about 4 times with the very same mask, as the RoBERTa
-# paper counts it. That is *static* masking.
-# RoBERTa (Liu et al., 2019) drew a new mask each time a sequence was fed to the model, *dynamic*
-# masking, and found it as good or slightly better, with no copies on disk.
-#
-# `PretrainingDataset` does both. It holds unmasked pairs. Static, it masks them once when it is built;
-# dynamic, it masks pair `index` each time it is asked, with a generator seeded from `(seed, epoch,
-# index)`: the same item of the same epoch is the same on every run and in every DataLoader worker,
-# and the next epoch brings a new mask.
+# The original script masks each pair once, when it writes the training files, and makes `dupe_factor`
+# (default 10) passes over the corpus, each with its own pairs and masks: over BERT's roughly 40 epochs,
+# each version of a pair came back about 4 times with the very same mask, as the RoBERTa paper counts
+# it. That is *static* masking. RoBERTa (Liu et al., 2019) drew a new mask each time a sequence was fed
+# to the model, *dynamic* masking, and found it as good or slightly better, with no copies on disk.
+# `PretrainingDataset` does both. Static, it masks its unmasked pairs once when it is built; dynamic, it
+# masks pair `index` each time it is asked, with a generator seeded from `(seed, epoch, index)`: the
+# same in every run and every DataLoader worker, and new in the next epoch.
 
 # %%
 #| export: data
@@ -872,24 +727,10 @@ class PretrainingDataset(PretrainingDataset):
 
 
 # %% [markdown]
-# The same item in epochs 0, 0 again, and 1, from each kind:
-
-# %%
-for dynamic in (False, True):
-    dataset = PretrainingDataset(instances, tokenizer, dynamic=dynamic, seed=SEED)
-    positions = []
-    for epoch in (0, 0, 1):
-        dataset.set_epoch(epoch)
-        positions.append(dataset[7].masked_positions)
-    assert positions[0] == positions[1]                       # reproducible
-    assert (positions[1] != positions[2]) == dynamic           # a new mask each epoch only when dynamic
-    for epoch, epoch_positions in zip((0, 0, 1), positions):
-        print(f"dynamic={dynamic!s:5} epoch {epoch}: {epoch_positions}")
-
-# %% [markdown]
-# What dynamic masking buys is coverage: over ten epochs, how many of a pair's tokens does the model
-# ever have to predict? With one static mask, about 15%; with a new mask every epoch, the share
-# approaches $1 - 0.85^{10} \approx 80\%$. We measure it on 500 pairs.
+# The same item in epochs 0, 0 again, and 1, from each kind; then what dynamic masking buys, coverage:
+# over ten epochs, how many of a pair's tokens does the model ever have to predict? With one static
+# mask, about 15%; with a new mask every epoch, the share approaches $1 - 0.85^{10} \approx 80\%$. We
+# measure it on 500 pairs.
 
 # %%
 def ever_predicted_share(dataset, epochs=10, pairs=500):
@@ -906,14 +747,20 @@ def ever_predicted_share(dataset, epochs=10, pairs=500):
 
 for dynamic in (False, True):
     dataset = PretrainingDataset(instances[:500], tokenizer, dynamic=dynamic, seed=SEED)
-    print(f"dynamic={dynamic!s:5}: share of ordinary tokens predicted at least once in 10 epochs: "
-          f"{ever_predicted_share(dataset):.3f}")
+    positions = []
+    for epoch in (0, 0, 1):
+        dataset.set_epoch(epoch)
+        positions.append(dataset[7].masked_positions)
+    assert positions[0] == positions[1]                       # reproducible
+    assert (positions[1] != positions[2]) == dynamic           # a new mask each epoch only when dynamic
+    print(f"dynamic={dynamic!s:5}: item 7 in epochs 0, 0, 1: {positions}; share of ordinary tokens "
+          f"predicted at least once in 10 epochs: {ever_predicted_share(dataset):.3f}")
 
 # %% [markdown]
 # ## Batches
 #
-# The model takes tensors. `collate_pretraining_batch` turns a list of masked pairs into the dict that
-# chapter 8's pretraining model takes, with the names Hugging Face uses where it has them:
+# `collate_pretraining_batch` turns a list of masked pairs into the dict of tensors that chapter 8's
+# pretraining model takes, with the names Hugging Face uses where it has them:
 #
 # | key | shape | holds |
 # |---|---|---|
@@ -927,11 +774,10 @@ for dynamic in (False, True):
 # T is the longest pair of the batch (or a fixed `pad_to`), P the most predictions of any pair (or a
 # fixed `max_predictions`). The MLM head will compute logits only at `masked_positions`: with 20
 # predictions in 128 positions, the vocabulary-sized output is about a sixth of what it would be at
-# every position. A padded prediction slot points at position 0, `[CLS]`, which is harmless: its label
-# is -100, the `ignore_index` of PyTorch's cross-entropy, so it adds nothing to the loss. Why not pad
-# the labels with 0, `[PAD]`'s id, and ignore 0? Because the NSP labels use 0 too: a loss shared by
-# MLM and NSP with `ignore_index=0` silently drops every IsNext label, and a from-scratch BERT that did
-# this saw its NSP loss fall while its NSP accuracy stayed at chance.
+# every position. A padded prediction slot points at `[CLS]` and is harmless: its label is -100, the
+# `ignore_index` of PyTorch's cross-entropy. Why not pad the labels with 0, `[PAD]`'s id, and ignore 0?
+# Because the NSP labels use 0 too: a loss shared by MLM and NSP with `ignore_index=0` drops every IsNext
+# label, and a from-scratch BERT that did this saw its NSP loss fall while its accuracy stayed at chance.
 
 # %%
 #| export: data
@@ -984,22 +830,16 @@ def collate_pretraining_batch(instances, tokenizer, *, pad_to: int | None = None
 
 
 # %% [markdown]
-# Three pairs of different lengths, to see the padding. We take the shortest pairs of the masked corpus.
+# The three shortest pairs of the masked corpus, to see the padding. Two checks tie the tensors back to
+# the pairs: gathering `input_ids` at the masked positions gives the tokens the model reads there (mostly
+# `[MASK]`), and the real labels decode to the original tokens.
 
 # %%
 short_pairs = sorted(masked_instances[:3000], key=lambda instance: len(instance.tokens))[:3]
 batch = collate_pretraining_batch(short_pairs, tokenizer)
 for key, tensor in batch.items():
     print(f"{key:21} {str(tuple(tensor.shape)):9} {tensor.dtype}")
-print(batch["input_ids"])
-print(batch["masked_positions"])
-print(batch["masked_labels"])
-
-# %% [markdown]
-# Two checks tie the tensors back to the pairs: gathering `input_ids` at the masked positions gives the
-# tokens the model reads there (mostly `[MASK]`), and the real labels decode to the original tokens.
-
-# %%
+print(batch["input_ids"], batch["masked_positions"], batch["masked_labels"], sep="\n")
 gathered = batch["input_ids"].gather(1, batch["masked_positions"])                        # (B, P)
 real = batch["masked_labels"] != -100                                                     # (B, P)
 assert tokenizer.convert_ids_to_tokens(batch["masked_labels"][real].tolist()) == \
@@ -1008,11 +848,9 @@ assert (batch["attention_mask"].sum(1) == torch.tensor([len(pair.tokens) for pai
 print("read at the masked positions:", tokenizer.convert_ids_to_tokens(gathered[real].tolist()))
 
 # %% [markdown]
-# With a `DataLoader`, the tokenizer is bound with `functools.partial`. A training loop calls
-# `set_epoch` at the start of every epoch, before it iterates the loader (worker processes copy the
-# dataset when an iteration starts, so with `persistent_workers=True` they would keep the old epoch).
-# With `shuffle=True` the order changes too, but the mask of a pair depends only on its index and the
-# epoch, never on the order or the worker that draws it.
+# With a `DataLoader`, the tokenizer is bound with `functools.partial`, and a training loop calls
+# `set_epoch` before it iterates the loader each epoch. With `shuffle=True` the order changes too, but
+# the mask of a pair depends only on its index and the epoch, never on the order or the worker.
 
 # %%
 from torch.utils.data import DataLoader
@@ -1028,26 +866,14 @@ first_batch = next(iter(loader))
 # %% [markdown]
 # ## What we built
 #
-# The module `data`:
-#
-# - `tokenize_documents(documents, tokenizer)`: chapter 5's scenes (or lists of sentences) as lists of
-#   WordPiece segments.
-# - `create_instances(documents, max_seq_len=128, short_seq_prob=0.1, dupe_factor=1, seed=12345)`:
-#   unmasked `TrainingInstance` pairs by BERT's rules, through `create_instances_from_document`,
-#   `random_continuation` (a NotNext B, never from A's own document) and `truncate_seq_pair`; checked
-#   by `check_documents`.
-# - `mask_instance(instance, replacement_tokens, rng, masked_lm_prob=0.15, max_predictions=20,
-#   whole_word=False)`: exactly `num_to_predict(len(tokens))` ordinary positions, the 80/10/10 rule,
-#   random tokens from `replacement_vocabulary(tokenizer)`, optional whole-word masking
-#   (`masking_candidates`).
-# - `PretrainingDataset(instances, tokenizer, dynamic=True, seed=0, ...)`: static or dynamic masking,
-#   reproducible per `(seed, epoch, index)`.
-# - `collate_pretraining_batch(instances, tokenizer, pad_to=None, max_predictions=None)`: the six
-#   tensors of a pretraining batch.
-#
-# We measured the rules rather than trusting them: the 80/10/10 split and the count of predictions,
-# special tokens never chosen nor inserted, NotNext pairs a little over half, and B segments of the
-# same length under both labels, so that the length of B tells a model nothing about the label.
+# The module `data`: `tokenize_documents` turns scenes into WordPiece segments; `create_instances` makes
+# unmasked `TrainingInstance` pairs by BERT's rules (a NotNext B never from A's own document);
+# `mask_instance` chooses exactly `num_to_predict(len(tokens))` ordinary positions and applies the
+# 80/10/10 rule, optionally by whole words; `PretrainingDataset` serves them with static or dynamic
+# masks, reproducible per `(seed, epoch, index)`; `collate_pretraining_batch` makes the six tensors of a
+# batch. We measured the rules rather than trusting them: the count of predictions and the 80/10/10
+# split, special tokens never chosen nor inserted, NotNext pairs a little over half, and B segments of
+# the same length under both labels, so that the length of B tells a model nothing about the label.
 #
 # Chapter 8 writes the two heads that read these batches: the MLM head, which computes logits only at
 # `masked_positions`, and the NSP head on the pooled `[CLS]` output, with their summed loss.

@@ -202,6 +202,10 @@ class BertForPreTraining(nn.Module):
         self.nsp_head.apply(self._init_weights)
         self.tie_weights()
 
+# %% [markdown]
+# Its new weights start as BERT's do, and the masked positions and labels it is given are checked before
+# any is used, so that a wrong shape or an index outside the sequence is named rather than gathered.
+
 # %%
 #| export: pretraining
 from annotated_bert.attention import checks_values
@@ -237,9 +241,23 @@ class BertForPreTraining(BertForPreTraining):
 
 # %%
 #| export: pretraining
-from torch.nn import functional as F
-
 from annotated_bert.attention import checks_values
+
+
+def check_next_sentence_labels(next_sentence_labels, batch_size: int) -> None:
+    """NSP labels are [B], each 0 (IsNext) or 1 (NotNext)."""
+    if next_sentence_labels.shape != (batch_size,):
+        raise ValueError(f"next_sentence_labels must be [B] = [{batch_size}]; got {_shape(next_sentence_labels)}")
+    if checks_values(next_sentence_labels) and not ((next_sentence_labels == 0) | (next_sentence_labels == 1)).all():
+        raise ValueError("next_sentence_labels must be 0 (IsNext) or 1 (NotNext); got "
+                         f"{sorted(set(next_sentence_labels.tolist()))}")
+
+# %% [markdown]
+# The forward pass: the encoder, the gathered masked positions, both heads, and the losses asked for.
+
+# %%
+#| export: pretraining
+from torch.nn import functional as F
 
 
 # BertForPreTraining, continued from the cell above.
@@ -261,12 +279,7 @@ class BertForPreTraining(BertForPreTraining):
             mlm_loss = F.cross_entropy(prediction_logits.reshape(-1, self.config.vocab_size),  # (B·P, V)
                                        masked_labels.reshape(-1), ignore_index=-100)
         if next_sentence_labels is not None:
-            if next_sentence_labels.shape != (input_ids.shape[0],):
-                raise ValueError(f"next_sentence_labels must be [B] = [{input_ids.shape[0]}]; "
-                                 f"got {_shape(next_sentence_labels)}")
-            if checks_values(next_sentence_labels) and not ((next_sentence_labels == 0) | (next_sentence_labels == 1)).all():
-                raise ValueError("next_sentence_labels must be 0 (IsNext) or 1 (NotNext); got "
-                                 f"{sorted(set(next_sentence_labels.tolist()))}")
+            check_next_sentence_labels(next_sentence_labels, input_ids.shape[0])
             nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_labels)  # every row counts
         losses = [loss for loss in (mlm_loss, nsp_loss) if loss is not None]
         return BertForPreTrainingOutput(
@@ -277,19 +290,6 @@ class BertForPreTraining(BertForPreTraining):
             nsp_loss=nsp_loss,
             attentions=encoded.attentions,
         )
-
-# %%
-#| export: pretraining
-# BertForPreTraining, continued from the cell above.
-class BertForPreTraining(BertForPreTraining):
-    @classmethod
-    def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertForPreTraining":
-        """Load a Hugging Face BertForPreTraining directory (config.json + weights); on `device`, in eval mode."""
-        return load_pretraining_checkpoint(cls, directory, device=device, strict=strict)  # defined below
-
-    def save_pretrained(self, directory) -> None:
-        """Write config.json + model.safetensors under transformers' BertForPreTraining names."""
-        save_pretraining_checkpoint(self, directory)  # defined below
 
 # %% [markdown]
 # ## The tie, checked
@@ -378,7 +378,7 @@ assert torch.allclose(toy_output.mlm_loss, by_hand)
 print(f"real masked tokens: {real.sum().item()}; mlm loss {toy_output.mlm_loss:.4f}, by hand {by_hand:.4f}")
 
 # %% [markdown]
-# Bug 1, measured. Had we used one loss for both tasks with `ignore_index=0` (the pad id, a natural but
+# That bug, measured. Had we used one loss for both tasks with `ignore_index=0` (the pad id, a natural but
 # wrong choice), the IsNext pair's NSP label, 0, would vanish from the loss:
 
 # %%
@@ -389,16 +389,6 @@ print(f"NSP loss: ours {toy_output.nsp_loss:.4f}; with ignore_index=0 {wrong:.4f
       f"which is the NotNext row alone: {F.cross_entropy(nsp_logits[1:], nsp_labels[1:]):.4f}")
 
 # %% [markdown]
-# A position outside the sequence is a `ValueError` that names the limit and the values, not the
-# cryptic index error `gather` would raise deep inside the model:
-
-# %%
-try:
-    toy_model(**{**toy_batch, "masked_positions": torch.tensor([[1, 3, 7], [2, 4, 0]])})
-except ValueError as error:
-    print(error)
-
-# %% [markdown]
 # ## Checkpoints under Hugging Face's names
 #
 # Chapter 6's table `HF_NAMES` renames the encoder; a pretraining checkpoint puts `bert.` in front of
@@ -407,8 +397,6 @@ except ValueError as error:
 
 # %%
 #| export: pretraining
-import re
-
 from annotated_bert.pretrained import HF_NAMES
 
 # Our names -> transformers' BertForPreTraining names; each line covers `.weight` and `.bias`, `{i}` a layer.
@@ -419,135 +407,46 @@ PRETRAINING_HF_NAMES = {
     "mlm_head":                                    "cls.predictions",  # its bias: cls.predictions.bias
     "nsp_head":                                    "cls.seq_relationship",
 }
-# The decoder's weight is the word-embedding matrix: saved once, under the embedding's name.
-TIED_WEIGHT = "mlm_head.decoder.weight"
-# Written by older transformers and TensorFlow conversions: the tied decoder weight (a copy of the word
-# embeddings) and the decoder bias (a second name for cls.predictions.bias).
-REDUNDANT_HF_NAMES = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 
 # %% [markdown]
-# Renaming is chapter 6's rule applied to this table: a regular expression per line, `{i}` matching a
-# layer number. The loader accepts the names `transformers` writes today, the redundant ones older
-# versions wrote (checked, then dropped: the embedding already holds the decoder's weight), legacy
-# LayerNorm `gamma`/`beta`, and an encoder-only checkpoint without the `bert.` prefix (whose heads are
-# then missing: an error unless `strict=False`). As in chapter 6, every problem is listed at once.
+# The class declares the table and two facts of its own. The decoder's weight *is* the word-embedding
+# matrix, so it is saved once, under the embedding's name. And older versions of `transformers` (and
+# TensorFlow conversions) wrote two redundant names: the tied decoder weight, a copy of the word
+# embeddings, and the decoder bias, a second name for `cls.predictions.bias`. They are aliases: checked
+# against what they repeat, then dropped. A checkpoint of a bare encoder (no `bert.`) also loads, its
+# heads then missing: an error unless `strict=False`. Loading and saving are Appendix A2's codec, the
+# one chapter 6's `BertModel` uses, driven by these names.
 
 # %%
 #| export: pretraining
-from annotated_bert.pretrained import LEGACY_LAYER_NORM
+from annotated_bert.checkpoints import CheckpointNames
 
+PRETRAINING_NAMES = CheckpointNames(
+    "BertForPreTraining", PRETRAINING_HF_NAMES, encoder_prefix="bert.", dropped_heads=("classifier.",),
+    tied={"mlm_head.decoder.weight": "bert.embeddings.token.weight"},
+    aliases={"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+             "cls.predictions.decoder.bias": "cls.predictions.bias"},
+)
+BertForPreTraining.checkpoint_names = PRETRAINING_NAMES  # the class declares its names
 
-def _name_pattern(name: str) -> re.Pattern:
-    return re.compile("^" + re.escape(name).replace(r"\{i\}", r"(?P<i>\d+)") + r"\.(?P<tensor>weight|bias)$")
-
-
-_TO_HF = [(_name_pattern(ours), hf) for ours, hf in PRETRAINING_HF_NAMES.items()]
-_FROM_HF = [(_name_pattern(hf), ours) for ours, hf in PRETRAINING_HF_NAMES.items()]
-
-
-def _renamed(name: str, table) -> str | None:
-    for pattern, target in table:
-        match = pattern.match(name)
-        if match:
-            return target.replace("{i}", match.groupdict().get("i") or "") + "." + match["tensor"]
-    return None
-
-
-def to_pretraining_hf_name(name: str) -> str:
-    """Our BertForPreTraining parameter name -> transformers' name."""
-    hf_name = _renamed(name, _TO_HF)
-    if hf_name is None:
-        raise KeyError(f"{name!r} has no Hugging Face name in PRETRAINING_HF_NAMES")
-    return hf_name
-
-
-def from_pretraining_hf_name(name: str) -> str | None:
-    """A checkpoint name (legacy gamma/beta and a missing `bert.` accepted) -> ours, or None."""
-    head, _, last = name.rpartition(".")
-    name = f"{head}.{LEGACY_LAYER_NORM.get(last, last)}" if head.endswith("LayerNorm") else name
-    if name.startswith(("bert.", "cls.")):
-        return _renamed(name, _FROM_HF)
-    return _renamed("bert." + name, _FROM_HF)  # an encoder-only checkpoint: BertModel's names
+# %% [markdown]
+# With the names declared, `from_pretrained` and `save_pretrained` are the codec's two calls.
 
 # %%
 #| export: pretraining
-import warnings
-
-from annotated_bert.pretrained import IGNORED_CHECKPOINT_KEYS
+from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
 
 
-def load_pretraining_state_dict(model, checkpoint: dict, strict: bool = True) -> None:
-    """Copy a transformers BertForPreTraining state dict into our BertForPreTraining (see the chapter)."""
-    ours = {name: tensor for name, tensor in model.state_dict().items() if name != TIED_WEIGHT}
-    renamed, unexpected, problems = {}, [], []
-    for name, tensor in checkpoint.items():
-        if IGNORED_CHECKPOINT_KEYS.search(name) or name in REDUNDANT_HF_NAMES:
-            continue
-        our_name = from_pretraining_hf_name(name)
-        if our_name is None or our_name not in ours:
-            unexpected.append(name)
-        else:
-            renamed[our_name] = tensor
-    decoder_weight = checkpoint.get("cls.predictions.decoder.weight")
-    word_embeddings = renamed.get("bert.embeddings.token.weight")
-    if decoder_weight is not None and word_embeddings is not None \
-            and not torch.equal(decoder_weight, word_embeddings):
-        problems.append("cls.predictions.decoder.weight differs from the word embeddings: this model ties them")
-    decoder_bias = checkpoint.get("cls.predictions.decoder.bias")
-    if decoder_bias is not None:
-        if "mlm_head.bias" not in renamed:
-            renamed["mlm_head.bias"] = decoder_bias
-        elif not torch.equal(decoder_bias, renamed["mlm_head.bias"]):
-            problems.append("cls.predictions.decoder.bias differs from cls.predictions.bias (they are one tensor)")
-    missing = [to_pretraining_hf_name(name) for name in ours if name not in renamed]
-    mismatched = [f"{to_pretraining_hf_name(name)}: checkpoint {_shape(tensor)}, model {_shape(ours[name])}"
-                  for name, tensor in renamed.items() if tensor.shape != ours[name].shape]
-    if missing:
-        problems.append(f"missing from the checkpoint ({len(missing)}): {', '.join(missing[:8])}"
-                        + (f", ... and {len(missing) - 8} more" if len(missing) > 8 else ""))
-    if unexpected:
-        problems.append(f"unexpected in the checkpoint ({len(unexpected)}): {', '.join(unexpected[:8])}"
-                        + (f", ... and {len(unexpected) - 8} more" if len(unexpected) > 8 else ""))
-    if mismatched:
-        problems.append(f"shape mismatches: {'; '.join(mismatched)} (does config.json describe this checkpoint?)")
-    if mismatched or (strict and problems):
-        raise ValueError("cannot load the checkpoint into BertForPreTraining:\n  " + "\n  ".join(problems))
-    if problems:
-        warnings.warn("loaded non-strictly: " + "; ".join(problems), stacklevel=2)
-    with torch.no_grad():
-        for name, tensor in renamed.items():
-            ours[name].copy_(tensor)
+# BertForPreTraining, continued: loading and saving by the names it declares.
+class BertForPreTraining(BertForPreTraining):
+    @classmethod
+    def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertForPreTraining":
+        """Load a Hugging Face BertForPreTraining directory (config.json + weights); on `device`, in eval mode."""
+        return load_checkpoint(cls, directory, device=device, strict=strict)
 
-# %%
-#| export: pretraining
-import json
-from pathlib import Path
-
-from safetensors.torch import save_file
-
-from annotated_bert.pretrained import read_checkpoint
-
-
-def load_pretraining_checkpoint(model_class, directory, device="cpu", strict: bool = True):
-    """model_class(config.json of `directory`) with its weights, on `device`, in eval mode."""
-    directory = Path(directory)
-    if not (directory / "config.json").exists():
-        raise FileNotFoundError(f"{str(directory / 'config.json')!r} does not exist: a checkpoint needs its config")
-    model = model_class(BertConfig.from_json_file(directory / "config.json"))
-    load_pretraining_state_dict(model, read_checkpoint(directory), strict=strict)
-    return model.to(device).eval()
-
-
-def save_pretraining_checkpoint(model, directory) -> None:
-    """config.json + model.safetensors, the tied decoder weight saved once (as the word embeddings)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config = model.config.to_dict()
-    config["architectures"] = [type(model).__name__]
-    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tensors = {to_pretraining_hf_name(name): tensor.detach().cpu().contiguous()
-               for name, tensor in model.state_dict().items() if name != TIED_WEIGHT}
-    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+    def save_pretrained(self, directory) -> None:
+        """Write config.json + model.safetensors under transformers' BertForPreTraining names."""
+        save_checkpoint(self, directory)
 
 # %% [markdown]
 # ## Only the masked positions: what it saves
@@ -560,7 +459,7 @@ def save_pretraining_checkpoint(model, directory) -> None:
 # layers of width 128; on one thread, best of six interleaved runs after a warm-up. The numbers depend on
 # the machine; the asserts do not.
 
-# %% tags=["nbval-ignore-output"]
+# %%
 torch.manual_seed(0)
 speed_config = BertConfig(vocab_size=8000, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=512)
@@ -586,6 +485,10 @@ def model_step(gathered):
         speed_model(speed_ids, masked_labels=speed_full_labels).loss.backward()
 
 
+# %% [markdown]
+# Each step is timed a few times, both variants interleaved, and the best time of each kept:
+
+# %% tags=["nbval-ignore-output"]
 def best_times(step, repeats=6):
     times = {False: [], True: []}
     step(False), step(True)                # warm-up: the first call allocates
@@ -604,19 +507,6 @@ for what, (everywhere_s, gathered_s) in timings.items():
           f"{predictions} masked positions {1000 * gathered_s:6.1f} ms: {everywhere_s / gathered_s:.1f}x faster")
 assert timings["MLM head alone"][0] > 2 * timings["MLM head alone"][1]
 assert timings["whole training step"][0] > timings["whole training step"][1]
-
-# %% tags=["nbval-ignore-output"]
-figure, axis = plt.subplots(figsize=(6.5, 2.4))
-labels = list(timings)
-axis.barh([1.2, 0.2], [1000 * timings[what][0] for what in labels], height=0.4, label=f"all {seq_len} positions")
-axis.barh([0.8, -0.2], [1000 * timings[what][1] for what in labels], height=0.4,
-          label=f"{predictions} masked positions")
-axis.set_yticks([1, 0], labels)
-axis.set_xlabel("milliseconds per forward + backward (best of 6, one thread)")
-axis.set_title(f"Scoring only the masked positions (V = 8,000, B = {batch_size}, T = {seq_len})")
-axis.legend(loc="lower right", fontsize=8)
-# Shown, not saved to figures/: measured timings would rewrite the file on every run.
-plt.show()
 
 # %% [markdown]
 # The head alone gets faster by roughly $T / P$; the whole step by less, since the encoder still runs
@@ -735,9 +625,10 @@ assert torch.allclose(reloaded_output.loss, tiny_model(**tiny_batch).loss)
 #   `BertForPreTrainingOutput` with `prediction_logits`, `seq_relationship_logits` and, given labels,
 #   `loss` = `mlm_loss` (mean over real masked tokens) + `nsp_loss` (every row); MLM logits only at
 #   `masked_positions` when given, checked to equal the all-position ones, and several times cheaper;
-# - `PRETRAINING_HF_NAMES`, chapter 6's table with `bert.` and the `cls.` heads, and
+# - `PRETRAINING_HF_NAMES`, chapter 6's table with `bert.` and the `cls.` heads, and `PRETRAINING_NAMES` (the
+#   tied decoder, the legacy aliases), through which Appendix A2's codec gives
 #   `from_pretrained` / `save_pretrained` that exchange checkpoints with `transformers`' `BertForPreTraining`
 #   in both directions, matching its outputs within 1e-5.
 #
 # The model memorises one batch of chapter 7's data. Chapter 9 trains it on the plays for real, on a CPU,
-# and finds out what ten minutes of pretraining can and cannot teach.
+# and finds out what half an hour of pretraining can and cannot teach.

@@ -1,31 +1,18 @@
-"""Chapter 01: scaled dot-product attention, its input checks, the padding mask and the attention heatmap."""
+"""Chapter 01: scaled dot-product attention, its input checks and the padding mask."""
 
 import re
 
-import matplotlib
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from annotated_bert.attention import attention, check_attention_inputs, key_padding_mask  # noqa: E402
-from annotated_bert.viz import attention_matrix, plot_attention  # noqa: E402
+from annotated_bert.attention import attention, check_attention_inputs, key_padding_mask
 
 
 @pytest.fixture(autouse=True)
 def seeded():
     torch.manual_seed(0)
-
-
-@pytest.fixture
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def qkv(*batch, t_q=5, t_k=6, d_k=8, d_v=3):
@@ -232,54 +219,3 @@ def test_mask_that_cannot_broadcast(mask_shape):
 def test_check_attention_inputs_accepts_good_inputs():
     query, key, value = qkv(2, 4)
     assert check_attention_inputs(query, key, value, key_padding_mask(torch.ones(2, 6))) is None
-
-
-# --- attention_matrix and plot_attention --------------------------------------------------------
-
-def test_attention_matrix_picks_batch_and_head():
-    weights = torch.rand(2, 3, 4, 5)  # (batch, heads, T_q, T_k), the bertviz layout
-    np.testing.assert_array_equal(attention_matrix(weights, batch_index=1, head=2), weights[1, 2].numpy())
-    np.testing.assert_array_equal(attention_matrix(weights[0], head=1), weights[0, 1].numpy())
-    np.testing.assert_array_equal(attention_matrix(weights[0, 0]), weights[0, 0].numpy())
-    np.testing.assert_array_equal(attention_matrix(weights[0, 0].numpy()), weights[0, 0].numpy())
-
-
-def test_attention_matrix_errors():
-    with pytest.raises(ValueError, match=r"got shape \[2, 2, 2, 4, 5\]"):
-        attention_matrix(torch.rand(2, 2, 2, 4, 5))
-    with pytest.raises(ValueError, match=r"head=3 is out of range for attention of shape \[3, 4, 5\]"):
-        attention_matrix(torch.rand(2, 3, 4, 5), head=3)
-    with pytest.raises(ValueError, match=r"batch_index=2 is out of range"):
-        attention_matrix(torch.rand(2, 3, 4, 5), batch_index=2)
-
-
-def test_plot_attention_4d_input(close_figures):
-    tokens = ["[CLS]", "the", "cat", "[SEP]"]
-    weights = torch.rand(2, 3, 4, 4).softmax(-1)
-    ax = plot_attention(weights, tokens, batch_index=1, head=2, title="layer 0")
-    np.testing.assert_allclose(ax.images[0].get_array(), weights[1, 2].numpy())
-    assert [label.get_text() for label in ax.get_xticklabels()] == tokens
-    assert ax.get_title() == "layer 0"
-
-
-def test_plot_attention_2d_input_with_query_tokens(close_figures):
-    fig, ax = plt.subplots()
-    returned = plot_attention(torch.rand(2, 3), ["a", "b", "c"], query_tokens=["x", "y"], ax=ax)
-    assert returned is ax
-    assert [label.get_text() for label in ax.get_yticklabels()] == ["x", "y"]
-
-
-def test_plot_attention_token_count_mismatch(close_figures):
-    with pytest.raises(ValueError, match=r"attention map is \[4, 4\] but there are 3 query tokens and 3 key"):
-        plot_attention(torch.rand(1, 1, 4, 4), ["a", "b", "c"])
-
-
-def test_plot_attention_512_tokens(close_figures):
-    tokens = [f"tok{i}" for i in range(512)]
-    weights = torch.rand(1, 1, 512, 512).softmax(-1)
-    ax = plot_attention(weights, tokens)
-    ax.figure.canvas.draw()
-    labels = ax.get_xticklabels()
-    assert 1 < len(labels) <= 48  # a readable subset of the labels
-    width, height = ax.figure.get_size_inches()
-    assert width <= 10 and height <= 10

@@ -1,4 +1,4 @@
-"""Chapter 05's corpus: 38 plays, Folio genres, no markup left, a disjoint split, BERT's text format, errors."""
+"""Appendix A1's corpus: 38 plays, Folio genres, no markup left, a disjoint split, BERT's text format, errors."""
 
 import functools
 import re

@@ -143,6 +143,44 @@ def test_next_or_random_is_half_and_half():
     assert len(free) > 2000 and low < share < high, (share, low, high, len(free))
 
 
+def test_on_the_real_corpus_the_coin_is_fair_and_not_next_b_comes_from_another_scene():
+    """The rules run on a copy of the training scenes whose every token is its address (scene, sentence): the
+    lengths are the real ones, so the draws and the labels are those of the real pairs, and each token says
+    where it came from. A chunk of one sentence (the last of its scene, or one that fills the target) is always
+    NotNext; every other pair met the coin, which comes out fair; no NotNext B comes from A's own scene."""
+    from pathlib import Path
+
+    from annotated_bert.corpus import load_shakespeare, split_by_play
+
+    max_seq_len = 128
+    training, _ = split_by_play(load_shakespeare())
+    book_tokenizer = BertTokenizer(Path(__file__).resolve().parent.parent / "vocab" / "shakespeare-uncased" / "vocab.txt")
+    token_documents = tokenize_documents(training, book_tokenizer)
+    addressed_documents = [[[(scene_index, sentence_index)] * len(segment)
+                            for sentence_index, segment in enumerate(document)]
+                           for scene_index, document in enumerate(token_documents)]
+    real = create_instances(token_documents, max_seq_len=max_seq_len, short_seq_prob=0.0, seed=0)
+    addressed = create_instances(addressed_documents, max_seq_len=max_seq_len, short_seq_prob=0.0, seed=0)
+    assert [(len(pair.tokens), pair.is_random_next) for pair in addressed] == \
+        [(len(pair.tokens), pair.is_random_next) for pair in real]                 # the same draws, the same pairs
+    coin, one_sentence_chunks, b_from_own_scene = [], [], 0
+    for pair in addressed:
+        sep = pair.tokens.index(SEP)
+        a_sentences = sorted(set(pair.tokens[1:sep]))
+        scene_index, sentence_index = a_sentences[0]
+        sentences = token_documents[scene_index]
+        last_or_long = sentence_index == len(sentences) - 1 or len(sentences[sentence_index]) >= max_seq_len - 3
+        if len(a_sentences) == 1 and last_or_long:
+            one_sentence_chunks.append(pair.is_random_next)
+        else:
+            coin.append(pair.is_random_next)
+        if pair.is_random_next:
+            b_from_own_scene += any(b_scene == scene_index for b_scene, _ in pair.tokens[sep + 1:-1])
+    low, high = binomial_bounds(0.5, len(coin))
+    assert b_from_own_scene == 0 and one_sentence_chunks and all(one_sentence_chunks)
+    assert len(coin) > 3000 and low < sum(coin) / len(coin) < high
+
+
 def test_short_sequence_rule():
     documents = named_documents(num_documents=100, sentences=60, sentence_tokens=4)
     def lengths(short_seq_prob):

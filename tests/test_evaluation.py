@@ -16,8 +16,10 @@ from annotated_bert.evaluation import (
     held_out_report,
     masked_copies,
     minimal_pair_accuracy,
+    minimal_pair_probes,
     next_sentence_accuracy,
     pseudo_log_likelihood,
+    report_row,
     segment_pairs,
     swapped_word_pairs,
     thou_agreement_pairs,
@@ -136,6 +138,14 @@ def test_word_bigram_probabilities_sum_to_one():
     assert bigrams.bag_of_words_log_prob("the king is dead") == bigrams.bag_of_words_log_prob("king the is dead")
 
 
+def test_minimal_pair_probes_keep_the_pairs_that_fit(tokenizer):
+    sentences = ["Thou art a villain.", "Hast thou " + "the very letter " * 20 + "?", "The king is dead and gone."]
+    probes = minimal_pair_probes(sentences, tokenizer, positions=16)
+    assert probes["thou agreement"] == [("Thou art a villain.", "Thou are a villain.")]      # the long one left out
+    assert len(probes["word order"]) == 2
+    assert all(len(tokenizer(text)["input_ids"]) <= 16 for pairs in probes.values() for pair in pairs for text in pair)
+
+
 def test_minimal_pair_accuracy_counts_ties_as_half():
     pairs = [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]
     scores = {"a": 2, "b": 1, "c": 1, "d": 2, "e": 3, "f": 3, "g": 0, "h": -1}
@@ -195,3 +205,7 @@ def test_held_out_report_has_every_score(tokenizer):
         assert probe["pairs"] > 0 and set(probe) == {"pairs", "model", "word bigrams", "bag of words"}
     assert report["minimal_pairs"]["word order"]["bag of words"] == 0.5
     assert 0 <= report["next_sentence"]["bert_pairs"] <= 1 and "all" in report["next_sentence"]["segments"]
+    row = report_row(report)
+    assert row["masked LM"] == report["masked_lm"]["model"]["all"]["accuracy"]
+    assert row["× count table"] == pytest.approx(row["masked LM"] / report["masked_lm"]["count table"]["all"]["accuracy"])
+    assert math.isnan(row["NSP, other play"])           # one play held out: no B from another play

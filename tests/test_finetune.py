@@ -105,7 +105,7 @@ def test_pretraining_checkpoint_drops_its_heads_and_says_so(tmp_path):
         model = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
     messages = [str(warning.message) for warning in caught]
     assert len(messages) == 1, messages  # one warning that says everything, not one per cause
-    assert "starts fresh" in messages[0] and "pretraining heads" in messages[0] and "cls.*" in messages[0]
+    assert "starts fresh" in messages[0] and "task heads" in messages[0] and "cls.*" in messages[0]
     inputs = batch()
     with torch.no_grad():
         assert torch.allclose(model.bert(**inputs).last_hidden_state,

@@ -6,7 +6,8 @@ import transformers
 from safetensors.torch import load_file
 
 from annotated_bert import BertConfig
-from annotated_bert.pretraining import BertForPreTraining, load_pretraining_state_dict
+from annotated_bert.checkpoints import load_state_dict
+from annotated_bert.pretraining import BertForPreTraining
 
 SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
              max_position_embeddings=32)
@@ -145,11 +146,11 @@ def test_loads_legacy_redundant_names(pair, tmp_path):
     assert "cls.predictions.decoder.weight" in state and "cls.predictions.decoder.bias" in state
     state["bert.embeddings.position_ids"] = torch.arange(SMALL["max_position_embeddings"])
     model = BertForPreTraining(BertConfig(**SMALL))
-    load_pretraining_state_dict(model, state)
+    load_state_dict(model, state)
     assert torch.equal(model.mlm_head.bias, ours.mlm_head.bias)
     del state["cls.seq_relationship.weight"]
     with pytest.raises(ValueError, match="missing.*cls.seq_relationship.weight"):
-        load_pretraining_state_dict(model, state)
+        load_state_dict(model, state)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -177,5 +178,5 @@ def test_refuses_an_untied_decoder_weight(pair):
     _, theirs = pair
     state = {name: tensor.clone() for name, tensor in theirs.state_dict().items()}
     state["cls.predictions.decoder.weight"] = state["cls.predictions.decoder.weight"] + 1
-    with pytest.raises(ValueError, match="decoder.weight differs from the word embeddings"):
-        load_pretraining_state_dict(BertForPreTraining(BertConfig(**SMALL)), state)
+    with pytest.raises(ValueError, match="cls.predictions.decoder.weight differs from bert.embeddings.word_embeddings.weight"):
+        load_state_dict(BertForPreTraining(BertConfig(**SMALL)), state)

@@ -1,6 +1,8 @@
-"""Chapter 10's tasks and methods: corruptions, balanced prefixes, the split by play, selection on a development
-set, the masked-LM scores and the zero-label rule, and the one warm-up formula of both training loops."""
+"""Chapter 10's and appendix A4's tasks and methods: corruptions, balanced prefixes, the split by play, selection on
+a development set, the masked-LM scores and the zero-label rule, the bootstrap, the shipped curves' check, and the
+one warm-up formula of both training loops."""
 
+import json
 import random
 from collections import Counter
 
@@ -120,3 +122,44 @@ def test_masked_lm_scores_and_the_zero_label_rule(tokenizer):
     dev = np.array([[0, 1.0, 0], [0, 3.0, 0]])
     result = transfer.zero_label_predictions(dev, np.array([[0, 0.5, 0], [0, 2.5, 0]]))
     assert result == {"predictions": [0, 1], "threshold": 2.0}
+
+
+def test_bootstrap_interval_brackets_the_accuracy_and_narrows_with_more_examples():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 600)
+    predictions = np.where(rng.random(600) < 0.7, truth, 1 - truth)                  # right about 70% of the time
+    accuracy = float(np.mean(predictions == truth))
+    low, high = transfer.bootstrap_interval(predictions, truth)
+    assert low < accuracy < high and high - low < 0.1
+    small_low, small_high = transfer.bootstrap_interval(predictions[:150], truth[:150])
+    assert small_high - small_low > high - low
+    assert transfer.bootstrap_interval(truth, truth) == (1.0, 1.0)
+    assert transfer.bootstrap_interval(predictions, truth) == (low, high)              # the seed fixes the draws
+
+
+def test_paired_bootstrap_is_the_difference_on_the_same_resamples():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 300)
+    better = np.where(rng.random(300) < 0.8, truth, (truth + 1) % 3)
+    worse = np.where(rng.random(300) < 0.4, truth, (truth + 1) % 3)
+    difference, low, high = transfer.paired_bootstrap(better, worse, truth)
+    assert difference == pytest.approx(np.mean(better == truth) - np.mean(worse == truth))
+    assert 0 < low < difference < high
+    assert transfer.paired_bootstrap(better, better, truth) == (0.0, 0.0, 0.0)     # same predictions: no difference
+    flipped = transfer.paired_bootstrap(worse, better, truth)
+    assert flipped == pytest.approx((-difference, -high, -low))
+
+
+def test_load_curves_refuses_curves_of_other_examples(tmp_path):
+    test = [transfer.Example("to be or not to be", "hamlet", 1),
+            transfer.Example("be to or not to be", "hamlet", 0, "swap")]
+    task = transfer.Task("acceptability", transfer.ACCEPTABILITY, [], [], test)
+    record = {"test": [example._asdict() for example in test], "sizes": list(transfer.LABELLED), "curves": {}}
+    (tmp_path / "acceptability.json").write_text(json.dumps(record))
+    assert transfer.load_curves(tmp_path, {"acceptability": task})["acceptability"] == record
+    (tmp_path / "acceptability.json").write_text(json.dumps(record | {"sizes": [30, 100]}))
+    with pytest.raises(ValueError, match=r"at n = \[30, 100\]"):
+        transfer.load_curves(tmp_path, {"acceptability": task})
+    (tmp_path / "acceptability.json").write_text(json.dumps(record | {"test": record["test"][:1]}))
+    with pytest.raises(ValueError, match="other test examples"):
+        transfer.load_curves(tmp_path, {"acceptability": task})

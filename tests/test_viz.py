@@ -1,4 +1,4 @@
-"""Chapter 2's drawings of every head: the static grid and the interactive altair chart."""
+"""Appendix A5's drawings: one head's heatmap, the grid of every head and the interactive altair chart."""
 
 import matplotlib
 
@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from annotated_bert.viz import attention_chart, plot_attention_heads  # noqa: E402
+from annotated_bert.viz import attention_chart, attention_matrix, plot_attention, plot_attention_heads  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +35,58 @@ def heatmap_axes(fig):
     others = [ax for ax in fig.axes if not ax.images]
     assert all(hasattr(ax, "_colorbar") for ax in others)
     return panels
+
+
+# ---- attention_matrix and plot_attention ------------------------------------------------
+
+
+def test_attention_matrix_picks_batch_and_head():
+    weights = torch.rand(2, 3, 4, 5)  # (batch, heads, T_q, T_k), the bertviz layout
+    np.testing.assert_array_equal(attention_matrix(weights, batch_index=1, head=2), weights[1, 2].numpy())
+    np.testing.assert_array_equal(attention_matrix(weights[0], head=1), weights[0, 1].numpy())
+    np.testing.assert_array_equal(attention_matrix(weights[0, 0]), weights[0, 0].numpy())
+    np.testing.assert_array_equal(attention_matrix(weights[0, 0].numpy()), weights[0, 0].numpy())
+
+
+def test_attention_matrix_errors():
+    with pytest.raises(ValueError, match=r"got shape \[2, 2, 2, 4, 5\]"):
+        attention_matrix(torch.rand(2, 2, 2, 4, 5))
+    with pytest.raises(ValueError, match=r"head=3 is out of range for attention of shape \[3, 4, 5\]"):
+        attention_matrix(torch.rand(2, 3, 4, 5), head=3)
+    with pytest.raises(ValueError, match=r"batch_index=2 is out of range"):
+        attention_matrix(torch.rand(2, 3, 4, 5), batch_index=2)
+
+
+def test_plot_attention_4d_input():
+    tokens = ["[CLS]", "the", "cat", "[SEP]"]
+    weights = torch.rand(2, 3, 4, 4).softmax(-1)
+    ax = plot_attention(weights, tokens, batch_index=1, head=2, title="layer 0")
+    np.testing.assert_allclose(ax.images[0].get_array(), weights[1, 2].numpy())
+    assert [label.get_text() for label in ax.get_xticklabels()] == tokens
+    assert ax.get_title() == "layer 0"
+
+
+def test_plot_attention_2d_input_with_query_tokens():
+    fig, ax = plt.subplots()
+    returned = plot_attention(torch.rand(2, 3), ["a", "b", "c"], query_tokens=["x", "y"], ax=ax)
+    assert returned is ax
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["x", "y"]
+
+
+def test_plot_attention_token_count_mismatch():
+    with pytest.raises(ValueError, match=r"attention map is \[4, 4\] but there are 3 query tokens and 3 key"):
+        plot_attention(torch.rand(1, 1, 4, 4), ["a", "b", "c"])
+
+
+def test_plot_attention_512_tokens():
+    tokens = [f"tok{i}" for i in range(512)]
+    weights = torch.rand(1, 1, 512, 512).softmax(-1)
+    ax = plot_attention(weights, tokens)
+    ax.figure.canvas.draw()
+    labels = ax.get_xticklabels()
+    assert 1 < len(labels) <= 48  # a readable subset of the labels
+    width, height = ax.figure.get_size_inches()
+    assert width <= 10 and height <= 10
 
 
 # ---- plot_attention_heads ----------------------------------------------------------------

@@ -81,14 +81,14 @@ def first_uses(chapters_dir: Path) -> dict[str, str]:
         for cell in jupytext.read(chapter).cells:
             if cell.cell_type != "code" or PACKAGE not in cell.source:
                 continue
-            for line in cell.source.splitlines():
-                if re.match(rf"\s*(from|import)\s+{PACKAGE}\b", line):
-                    try:
-                        used = imported_package_modules(line.strip())
-                    except SyntaxError:  # a parenthesised import over several lines: its first line names the module
-                        used = imported_package_modules(line.strip().rstrip("(") + " _")
-                    for module in used:
-                        uses.setdefault(module, chapter.name)
+            try:
+                used = {module for node in ast.walk(ast.parse(cell.source))
+                        if isinstance(node, (ast.Import, ast.ImportFrom))
+                        for module in imported_package_modules(ast.unparse(node))}
+            except SyntaxError:  # a cell with IPython syntax (%magic, !command): read its import lines
+                used = set(re.findall(rf"^\s*(?:from|import)\s+{PACKAGE}\.(\w+)", cell.source, re.MULTILINE))
+            for module in sorted(used):
+                uses.setdefault(module, chapter.name)
     return uses
 
 

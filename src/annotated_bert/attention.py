@@ -14,13 +14,9 @@ from torch import nn
 # ---- chapters/01_attention.py -------------------------------------------------------
 
 
-def check_attention_inputs(query, key, value, mask=None):
-    """Raise a ValueError that names the shapes when attention's inputs do not fit together.
-
-    query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
-    leading dims that broadcast, and `mask` a bool tensor that broadcasts to [..., T_q, T_k]
-    without changing that shape.
-    """
+def attention_batch_shape(query, key, value) -> torch.Size:
+    """The leading (batch) shape that query [..., T_q, d_k], key [..., T_k, d_k] and value [..., T_k, d_v]
+    broadcast to; a ValueError that names the shapes when they do not fit together."""
     shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
     if not (query.dim() == key.dim() == value.dim() >= 2):
         raise ValueError(
@@ -31,11 +27,21 @@ def check_attention_inputs(query, key, value, mask=None):
     if key.size(-2) != value.size(-2):
         raise ValueError(f"key and value must have the same number of positions (dim -2); got {shapes}")
     try:
-        batch_shape = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        return torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except RuntimeError:
         raise ValueError(
             f"the leading (batch) dimensions of query, key and value do not broadcast; got {shapes}"
         ) from None
+
+
+def check_attention_inputs(query, key, value, mask=None):
+    """Raise a ValueError that names the shapes when attention's inputs do not fit together.
+
+    query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
+    leading dims that broadcast, and `mask` a bool tensor that broadcasts to [..., T_q, T_k]
+    without changing that shape.
+    """
+    batch_shape = attention_batch_shape(query, key, value)
     if mask is None:
         return
     if mask.dtype != torch.bool:

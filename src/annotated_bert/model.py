@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from annotated_bert.attention import key_padding_mask
+from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
 from annotated_bert.config import BertConfig
 from annotated_bert.embeddings import BertEmbeddings
 from annotated_bert.encoder import Encoder
+from annotated_bert.pretrained import BERT_NAMES
 
 
 # ---- chapters/06_bert.py ------------------------------------------------------------
@@ -100,18 +102,16 @@ class BertModel(nn.Module):
             attentions=encoded.attentions,                          # L of (B, heads, T, T), or None
         )
 
+    checkpoint_names = BERT_NAMES
+
     @classmethod
     def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertModel":
         """Load a Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin).
 
         Returns the model on `device`, in eval mode. Strict: a missing or unexpected tensor is an error.
         """
-        from annotated_bert.pretrained import load_pretrained  # defined later in the chapter, on top of this module
-
-        return load_pretrained(cls, directory, device=device, strict=strict)
+        return load_checkpoint(cls, directory, device=device, strict=strict)
 
     def save_pretrained(self, directory) -> None:
         """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
-        from annotated_bert.pretrained import save_pretrained
-
-        save_pretrained(self, directory)
+        save_checkpoint(self, directory)
