@@ -105,3 +105,32 @@ def test_the_shipped_learning_curves_are_of_the_tasks_the_chapter_builds():
         for method, points in record["curves"].items():
             assert sorted(points, key=int) == [str(n) for n in transfer.LABELLED], (name, method)
             assert all(len(point["predictions"]) == len(task.test) for point in points.values()), (name, method)
+
+
+# ---- the book's shape: a main path a reader can finish, cells a reader can hold -------------------------------
+
+MAIN_PATH_LINES = 8_000  # chapters 01-10; the appendices hold the plumbing a reader may skip
+CELL_LINES = 40
+
+
+def test_the_main_path_stays_within_its_length():
+    chapters = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
+    assert len(chapters) == 10
+    lines = sum(len(chapter.read_text().splitlines()) for chapter in chapters)
+    assert lines <= MAIN_PATH_LINES, f"chapters 01-10 hold {lines} lines, more than {MAIN_PATH_LINES}"
+
+
+def test_no_code_cell_is_longer_than_a_reader_can_hold():
+    long_cells = [
+        f"{source.name}, cell {number}: {len(cell.source.splitlines())} lines"
+        for source in book.chapter_sources()
+        for number, cell in enumerate(jupytext.read(source).cells, start=1)
+        if cell.cell_type == "code" and len(cell.source.splitlines()) > CELL_LINES
+    ]
+    assert not long_cells, long_cells
+
+
+def test_every_appendix_is_a_chapter_like_the_others():
+    appendices = [source.name for source in book.chapter_sources() if source.name.startswith("A")]
+    assert appendices == sorted(appendices) and len(appendices) >= 5, appendices
+    assert all(not book.problems_with(ROOT / "chapters" / name) for name in appendices)
