@@ -310,15 +310,18 @@ class MultiHeadAttention(nn.Module):
         self.output = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
 
+# %% [markdown]
+# Its forward pass, step by step as above: project, split into heads, attend, merge the heads, project back.
+
 # %%
 #| export: attention
+# MultiHeadAttention, continued from the cell above.
 import torch
 import torch.nn.functional as F
 
 from annotated_bert.attention import attention, check_attention_inputs, merge_heads, split_heads
 
 
-# MultiHeadAttention, continued from the cell above.
 class MultiHeadAttention(MultiHeadAttention):
     def forward(self, hidden_states, mask=None, output_attentions: bool = False):
         if hidden_states.dim() != 3 or hidden_states.size(-1) != self.hidden_size:

@@ -649,37 +649,6 @@ plt.show()
 # optimisation is why so many later models switched; matching BERT's checkpoints is why we cannot.
 
 # %% [markdown]
-# ## 8. How big is a layer?
-#
-# A BERT-base layer ($H = 768$, 12 heads, $I = 3072$), counted from the module rather than typed. Each count
-# follows from the shapes: attention has four $H \times H$ matrices and four biases, $4H^2 + 4H$; the
-# feed-forward network has $HI + I + IH + H$; each LayerNorm has $\gamma$ and $\beta$, $2H$.
-
-# %%
-def count_parameters(module: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in module.parameters())
-
-
-bert_base_layer = EncoderLayer(hidden_size=768, num_heads=12, intermediate_size=3072)
-layer_total = count_parameters(bert_base_layer)
-parts = {
-    "self-attention (Q, K, V, output)": count_parameters(bert_base_layer.attention),
-    "feed-forward (expand, contract)": count_parameters(bert_base_layer.feed_forward),
-    "two LayerNorms": count_parameters(bert_base_layer.attention_norm) + count_parameters(bert_base_layer.output_norm),
-}
-for name, count in parts.items():
-    print(f"{name:<34} {count:>10,}  {count / layer_total:6.1%}")
-print(f"{'one BERT-base layer':<34} {layer_total:>10,}")
-H, I = 768, 3072
-assert layer_total == (4 * H * H + 4 * H) + (H * I + I + I * H + H) + 2 * (2 * H)
-bert_base_total = 109_482_240   # BertModel at BERT-base size; chapter 6 counts it from the model
-print(f"12 layers: {12 * layer_total:,} parameters, {12 * layer_total / bert_base_total:.1%} of BERT-base")
-
-# %% [markdown]
-# Two thirds of a layer is the feed-forward network, and twelve layers are most of BERT-base's 109,482,240
-# parameters (chapter 6 counts the rest: the embeddings and the pooler).
-
-# %% [markdown]
 # ## What we built
 #
 # The module `annotated_bert.encoder` now holds `gelu` (the exact erf form, equal to `F.gelu`), `FeedForward`

@@ -24,7 +24,7 @@
 #
 # We build it by hand first, then as the module `BertEmbeddings`; then we compare BERT's learned
 # positions with the Transformer's fixed sinusoids and with a trained table, see why BERT cannot read
-# a 513th token, count the layer's parameters, and check it against Hugging Face's implementation.
+# a 513th token, and check it against Hugging Face's implementation.
 #
 # Where we depart from common tutorials: many from-scratch BERTs reuse the Transformer's sinusoidal
 # positions, or give the segment table three rows (padding, A, B). BERT has neither, and a model built
@@ -283,12 +283,12 @@ class BertEmbeddings(nn.Module):
 
 # %%
 #| export: embeddings
+# BertEmbeddings, continued from the cell above.
 import torch
 
 from annotated_bert.embeddings import check_ids
 
 
-# BertEmbeddings, continued from the cell above.
 class BertEmbeddings(BertEmbeddings):
     def forward(self, input_ids, token_type_ids=None):
         check_ids("input_ids", input_ids, self.token.num_embeddings, "vocab_size")
@@ -562,23 +562,6 @@ print(f"position table {list(bert_sized.position.weight.shape)}; "
 # tokens and only the last 10% on 512, in part to learn the positions past 128 (appendix A.2 of the
 # paper). In practice a longer text is truncated (chapter 5's tokenizer does it), or cut into
 # overlapping windows that are read one at a time; BERT's own SQuAD code did the latter.
-
-# %% [markdown]
-# ## How big is it?
-#
-# At BERT-base's size (vocabulary 30522, 512 positions, 2 segments, $H = 768$) the layer holds
-# $(30522 + 512 + 2) \cdot 768$ table entries plus $2 \cdot 768$ for LayerNorm's $\gamma$ and
-# $\beta$. Almost all of them are the token table.
-
-# %%
-with torch.device("meta"):                        # shapes only: no memory, no random numbers
-    bert_base_embeddings = BertEmbeddings(vocab_size=30522, hidden_size=768)
-parameter_count = sum(parameter.numel() for parameter in bert_base_embeddings.parameters())
-assert parameter_count == (30522 + 512 + 2) * 768 + 2 * 768
-bert_base_total = 109_482_240                     # BertModel at BERT-base's size (chapter 6 counts it)
-print(f"embedding parameters:  {parameter_count:,}")
-print(f"share of BERT-base:    {parameter_count / bert_base_total:.1%}")
-print(f"token table's share:   {bert_base_embeddings.token.weight.numel() / parameter_count:.1%}")
 
 # %% [markdown]
 # ## The same as Hugging Face's

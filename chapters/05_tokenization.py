@@ -427,12 +427,12 @@ class BertTokenizer:
 
 # %%
 #| export: tokenization
+# BertTokenizer, continued from the cell above.
 import functools
 import json
 from pathlib import Path
 
 
-# BertTokenizer, continued from the cell above.
 class BertTokenizer(BertTokenizer):
     def save_pretrained(self, directory) -> tuple[Path, Path]:
         """Write vocab.txt and tokenizer_config.json, readable by from_pretrained here and in transformers."""
@@ -506,10 +506,10 @@ class BertTokenizer(BertTokenizer):
 
 # %%
 #| export: tokenization
+# BertTokenizer, continued from the cell above.
 import torch
 
 
-# BertTokenizer, continued from the cell above.
 class BertTokenizer(BertTokenizer):
     def convert_ids_to_tokens(self, ids) -> list[str]:
         """Ids (a list, or a tensor) -> tokens; an id outside the vocabulary is an error."""
@@ -593,10 +593,10 @@ class BertTokenizer(BertTokenizer):
 
 # %%
 #| export: tokenization
+# BertTokenizer, continued from the cell above.
 import torch
 
 
-# BertTokenizer, continued from the cell above.
 class BertTokenizer(BertTokenizer):
     def __call__(self, text, text_pair=None, *, padding=False, truncation=False, max_length=None,
                  return_tensors=None) -> dict:
@@ -633,10 +633,10 @@ class BertTokenizer(BertTokenizer):
 
 # %%
 #| export: tokenization
+# BertTokenizer, continued from the cell above.
 import torch
 
 
-# BertTokenizer, continued from the cell above.
 class BertTokenizer(BertTokenizer):
     def decode(self, ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool = False) -> str:
         """Ids -> text: tokens joined by spaces, each ## piece glued to the one before it.

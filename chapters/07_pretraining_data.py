@@ -704,12 +704,15 @@ class PretrainingDataset(Dataset):
             self.static = [mask_instance(pair, self.replacement_tokens, rng, **self.masking)
                            for pair in self.pairs]
 
+# %% [markdown]
+# Serving item `index`: the mask made once (static), or drawn anew for the current epoch (dynamic).
+
 # %%
 #| export: data
+# PretrainingDataset, continued from the cell above.
 import random
 
 
-# PretrainingDataset, continued from the cell above.
 class PretrainingDataset(PretrainingDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -208,11 +208,11 @@ class BertForPreTraining(nn.Module):
 
 # %%
 #| export: pretraining
+# BertForPreTraining, continued from the cell above.
 from annotated_bert.attention import checks_values
 from annotated_bert.model import init_bert_weights
 
 
-# BertForPreTraining, continued from the cell above.
 class BertForPreTraining(BertForPreTraining):
     def _init_weights(self, module):
         init_bert_weights(module, self.config.initializer_range)
@@ -257,10 +257,10 @@ def check_next_sentence_labels(next_sentence_labels, batch_size: int) -> None:
 
 # %%
 #| export: pretraining
+# BertForPreTraining, continued from the cell above.
 from torch.nn import functional as F
 
 
-# BertForPreTraining, continued from the cell above.
 class BertForPreTraining(BertForPreTraining):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, masked_positions=None,
                 masked_labels=None, next_sentence_labels=None,
@@ -434,10 +434,10 @@ BertForPreTraining.checkpoint_names = PRETRAINING_NAMES  # the class declares it
 
 # %%
 #| export: pretraining
+# BertForPreTraining, continued: loading and saving by the names it declares.
 from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
 
 
-# BertForPreTraining, continued: loading and saving by the names it declares.
 class BertForPreTraining(BertForPreTraining):
     @classmethod
     def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertForPreTraining":

@@ -98,11 +98,11 @@ class TrainingConfig:
 
 # %%
 #| export: training
+# TrainingConfig, continued from the cell above.
 import math
 from dataclasses import asdict, fields
 
 
-# TrainingConfig, continued from the cell above.
 class TrainingConfig(TrainingConfig):
     @property
     def warmup_steps(self) -> int:
@@ -277,12 +277,16 @@ class PairBatches:
         self.rank, self.world_size = rank, world_size
         self._epoch, self._dataset, self._steps_in_epoch = None, None, {}
 
+# %% [markdown]
+# A step falls in a phase (BERT's short pairs, or the long ones at the end) and an epoch; each epoch of a phase
+# makes its own pairs, with its own seed:
+
 # %%
 #| export: training
+# PairBatches, continued from the cell above.
 from annotated_bert.data import PretrainingDataset, create_instances
 
 
-# PairBatches, continued from the cell above.
 class PairBatches(PairBatches):
     def phase(self, step: int) -> tuple[str, int, int, int]:
         """(phase name, sequence length, pairs per step, the step's index within its phase)."""
@@ -314,12 +318,15 @@ class PairBatches(PairBatches):
             self.epoch_dataset(epoch, phase)
         return self._steps_in_epoch[phase, epoch]
 
+# %% [markdown]
+# And a step's batch: its epoch and place found, this process's share cut into equal micro-batches.
+
 # %%
 #| export: training
+# PairBatches, continued from the cell above.
 from annotated_bert.data import collate_pretraining_batch
 
 
-# PairBatches, continued from the cell above.
 class PairBatches(PairBatches):
     def micro_batches(self, step: int) -> list[dict]:
         """This process's micro-batches of optimizer step `step` (0-based)."""

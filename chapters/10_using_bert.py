@@ -26,17 +26,14 @@
 # of unlabelled text learns a task from few labels. This chapter measures both questions on plays no model was
 # trained on, for the book's small model and for MiniLM:
 #
-# 1. `BertForSequenceClassification`: BERT, its pooled `[CLS]` vector, dropout and one linear layer, under
-#    the names of `transformers`, which it matches; checkpoints in and out;
-# 2. a feature extractor: which layers and which pooling, and proof that padding does not change a feature;
-# 3. two tasks that pull apart: the **genre** of a passage (a task of topic, where a bag of words is strong) and
-#    the **acceptability** of a line (real, or broken by a swapped, dropped or repeated word: a task of word
-#    order, where a bag of words is blind), both split by play (appendix A4 builds them);
-# 4. **learning curves** over the number of labelled examples (30 to 1,000) for TF-IDF, frozen features and
-#    fine-tuning of both models, and the same architecture trained from scratch with its own learning-rate
-#    sweep, each choosing its settings on development plays (appendix A4 shows how), with bootstrap intervals;
-# 5. the **zero-label** point: the book's masked-LM head judging a line by its pseudo-log-likelihood;
-# 6. features **layer by layer**, from the embeddings (no context) to the last layer, for both models.
+# 1. `BertForSequenceClassification` (the pooled `[CLS]` vector, dropout, one linear layer), matching
+#    `transformers`, and a feature extractor that padding does not change;
+# 2. two tasks split by play that pull apart (appendix A4 builds them): the **genre** of a passage, a task of
+#    topic where a bag of words is strong, and the **acceptability** of a line (real, or broken by a swapped,
+#    dropped or repeated word), a task of word order where a bag of words is blind;
+# 3. **learning curves** from 30 to 1,000 labels for TF-IDF, frozen features and fine-tuning of both models, and
+#    the same architecture trained from scratch, each tuned on development plays, with bootstrap intervals;
+# 4. the **zero-label** point, the masked-LM head as a judge, and features **layer by layer**.
 #
 # Where we depart from the paper: it fine-tuned on thousands of examples for 2 to 4 epochs at learning rates of
 # 2e-5 to 5e-5 and fed its features to a BiLSTM; we go up to 1,000 examples, choose each run's learning rate and
@@ -177,6 +174,9 @@ class BertForSequenceClassification(nn.Module):
         self.dropout = nn.Dropout(classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         init_bert_weights(self.classifier, config.initializer_range)
+
+# %% [markdown]
+# Its forward pass: the pooled `[CLS]` vector, dropout, the classifier, and the loss when labels are given.
 
 # %%
 #| export: finetune

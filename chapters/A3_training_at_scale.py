@@ -68,10 +68,10 @@ print(f"{len(train_scenes)} training scenes, {len(held_out_scenes)} held out; "
 
 # %%
 #| export: training
+# TrainingConfig, continued from chapter 9.
 from annotated_bert.training import TrainingConfig
 
 
-# TrainingConfig, continued from chapter 9.
 class TrainingConfig(TrainingConfig):
     def __post_init__(self):
         self.adam_betas = tuple(self.adam_betas)
@@ -614,10 +614,10 @@ class NeighbourCountTable:
 
 # %%
 #| export: evaluation
+# NeighbourCountTable, continued from the cell above.
 import torch
 
 
-# NeighbourCountTable, continued from the cell above.
 class NeighbourCountTable(NeighbourCountTable):
     def predict(self, batch: dict, tokenizer) -> torch.Tensor:
         """Guessed token ids at a batch's masked positions, (B, P), from the tokens the batch shows."""
