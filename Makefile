@@ -13,7 +13,7 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 # Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-unit test-chapters book export sync figures lab bench pretrain search transfer html test-html clean
+.PHONY: help setup test test-unit test-chapters fresh-install book export sync figures lab bench pretrain card search transfer html test-html clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,7 +26,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	touch $@
 
-setup: $(VENV)/.installed  ## create .venv: torch ($(TORCH)), then the project with its dev extras
+# JupyterLab opens a chapter's .py as a notebook on a double click: jupytext's viewer is the default for python
+# files, in the environment's own settings (overrides.d: the user's ~/.jupyter and any overrides.json stay as they are).
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/annotated-bert.json
+
+$(LAB_SETTINGS): tools/jupyterlab-overrides.json $(VENV)/.installed
+	mkdir -p $(@D)
+	cp $< $@
+
+setup: $(VENV)/.installed $(LAB_SETTINGS)  ## create .venv: torch ($(TORCH)), then the project with its dev extras
 
 test: setup  ## every check: pairing, package freshness, unit/parity tests, every chapter under strict nbval
 	$(PY) tools/book.py check
@@ -41,6 +49,9 @@ test-chapters: setup  ## only the chapters, under strict nbval
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(NOTEBOOKS) \
 	    --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600
 
+fresh-install:  ## the wheel in a clean venv (torch first), checked from an empty directory: API, MiniLM, a pretrain run
+	TORCH="$(TORCH)" PYTHON="$(PYTHON)" bash tools/fresh_install.sh
+
 export: setup  ## write src/annotated_bert/ from the chapters' exported cells
 	$(PY) tools/export.py
 
@@ -53,7 +64,7 @@ figures: book  ## figures/ is written by the chapters, so this is `make book`
 sync: setup  ## pair each chapters/*.py with its .ipynb (the newer side wins, outputs kept)
 	$(VENV)/bin/jupytext --sync $(CHAPTERS)
 
-lab: setup  ## JupyterLab on the project's environment, opened on the chapters
+lab: setup  ## JupyterLab on the project's environment, opened on the chapters (a double click opens a .py as a notebook)
 	$(VENV)/bin/jupyter lab chapters
 
 # The book's model: TrainingConfig's defaults are its configuration. Extra flags: make pretrain PRETRAIN_ARGS="--steps 100".
@@ -61,6 +72,9 @@ PRETRAIN_ARGS ?=
 SEARCH ?=
 pretrain: setup  ## pretrain the book's small BERT on the training plays (about 30 min on 2 cores) into checkpoints/bert-shakespeare/
 	$(PY) -m annotated_bert.pretrain --output-dir checkpoints/bert-shakespeare $(PRETRAIN_ARGS)
+
+card: setup  ## write the shipped checkpoint's model card and tokenizer_config.json again, from its training.json
+	$(PY) -c "from annotated_bert.training import rewrite_checkpoint_files as rewrite; print(rewrite('checkpoints/bert-shakespeare') or 'unchanged')"
 
 search: setup  ## chapter 9's recipe search: each recipe ~14 min on 2 cores, results in checkpoints/search/ (SEARCH="2x128 ..." for some)
 	$(PY) tools/search.py run $(SEARCH)

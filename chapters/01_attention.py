@@ -408,7 +408,7 @@ assert raw[-1][0] > 0.9 and scaled[-1][0] < 0.5 and raw[-1][1] < scaled[-1][1] /
 import torch
 
 
-def attention_batch_shape(query, key, value) -> torch.Size:
+def attention_batch_shape(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Size:
     """The leading (batch) shape that query [..., T_q, d_k], key [..., T_k, d_k] and value [..., T_k, d_v]
     broadcast to; a ValueError that names the shapes when they do not fit together."""
     shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
@@ -439,7 +439,8 @@ import torch
 from annotated_bert.attention import attention_batch_shape
 
 
-def check_attention_inputs(query, key, value, mask=None):
+def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           mask: torch.Tensor | None = None) -> None:
     """Raise a ValueError that names the shapes when attention's inputs do not fit together.
 
     query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
@@ -487,7 +488,8 @@ from torch import nn
 from annotated_bert.attention import check_attention_inputs
 
 
-def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None,
+              dropout: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention, softmax(Q Kᵀ / sqrt(d_k)) V.
 
     query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]; `mask` is a bool tensor that
@@ -555,7 +557,7 @@ def checks_values(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu"
 
 
-def key_padding_mask(attention_mask):
+def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """A 1/0 attention_mask [batch, seq_len] (1 = real token) -> bool mask [batch, 1, 1, seq_len].
 
     The mask hides padding *keys* from every query and every head; padded query rows still

@@ -235,7 +235,10 @@ assert change_per_head[1] > 0.1 and change_per_head[[0, 2, 3]].max() == 0
 
 # %%
 #| export: attention
-def split_heads(x, num_heads: int):
+import torch
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """[batch, seq_len, hidden] -> [batch, heads, seq_len, hidden / heads], each head a slice of features."""
     if x.dim() != 3 or x.size(-1) % num_heads != 0:
         raise ValueError(
@@ -247,7 +250,7 @@ def split_heads(x, num_heads: int):
     return x.transpose(1, 2)                                    # (B, heads, T, d_head)
 
 
-def merge_heads(x):
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[batch, heads, seq_len, d_head] -> [batch, seq_len, heads * d_head]: the inverse of split_heads."""
     if x.dim() != 4:
         raise ValueError(f"merge_heads needs [batch, heads, seq_len, d_head]; got {list(x.shape)}")
@@ -286,14 +289,7 @@ from torch import nn
 
 
 class MultiHeadAttention(nn.Module):
-    """BERT's self-attention: project to Q, K, V, attend in `num_heads` heads, concatenate, project.
-
-    forward(hidden_states [B, T, H], mask=None, output_attentions=False)
-    -> (output [B, T, H], attention_probs [B, heads, T, T] or None)
-
-    `mask` is a bool tensor that broadcasts to [B, heads, T, T], True where a query may attend to a
-    key; key_padding_mask(attention_mask) makes one from a 1/0 attention_mask [B, T].
-    """
+    """BERT's self-attention: project to Q, K, V, attend in `num_heads` heads, concatenate, project."""
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
         super().__init__()
@@ -323,7 +319,11 @@ from annotated_bert.attention import attention, check_attention_inputs, merge_he
 
 
 class MultiHeadAttention(MultiHeadAttention):
-    def forward(self, hidden_states, mask=None, output_attentions: bool = False):
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states [B, T, H]; mask: bool, broadcasting to [B, heads, T, T], True where a query may attend
+        to a key (key_padding_mask(attention_mask) makes one from a 1/0 attention_mask [B, T]).
+        Returns output [B, T, H] and attention_probs [B, heads, T, T] (None unless output_attentions)."""
         if hidden_states.dim() != 3 or hidden_states.size(-1) != self.hidden_size:
             raise ValueError(
                 f"hidden_states must have shape [batch, seq_len, hidden_size={self.hidden_size}]; "

@@ -819,13 +819,14 @@ print(f"200 batches, all equal; (padding, truncation) settings: {dict(sorted(set
 # modern English, are dead weight: a row whose token never occurs in the training text is never trained.
 # So the book has its own vocabulary, trained on the training plays by the WordPiece trainer of Hugging
 # Face's `tokenizers` library, which from single characters adds, again and again, the merge of the most
-# frequent adjacent pair (`##o` + `##r` → `##or`). Appendix A1 trains it, chooses its size, and writes it
-# to `vocab/shakespeare-uncased/`. On two held-out lines, Othello's and Portia's, ours, about a quarter
-# the size of MiniLM's, spells Shakespeare's own words ("beware", "doth", "droppeth") in fewer pieces;
+# frequent adjacent pair (`##o` + `##r` → `##or`). Appendix A1 trains it, chooses its size, and keeps it
+# in the package, at `BOOK_VOCABULARY`. On two held-out lines, Othello's and Portia's, ours, about a
+# quarter the size of MiniLM's, spells Shakespeare's own words ("beware", "doth", "droppeth") in fewer pieces;
 # over all the held-out words the two are nearly level, since the rest both vocabularies hold whole.
 
 # %%
-book_tokenizer = BertTokenizer.from_pretrained("../vocab/shakespeare-uncased")
+from annotated_bert.tokenization import BOOK_VOCABULARY
+book_tokenizer = BertTokenizer.from_pretrained(BOOK_VOCABULARY)
 held_out_lines = ["O, beware, my lord, of jealousy; It is the green-eyed monster which doth mock The meat it feeds on.",
                   "The quality of mercy is not strain'd, It droppeth as the gentle rain from heaven Upon the place beneath."]
 held_out_sentences = [sentence for document in held_out_documents for sentence in document.sentences]
@@ -835,8 +836,7 @@ for name, vocabulary in [("book", book_tokenizer), ("MiniLM", tokenizer)]:
         print(f"{name:6} ({len(vocabulary.tokenize(held_out_line))}):", " ".join(vocabulary.tokenize(held_out_line)))
     pieces = sum(len(vocabulary.tokenize(sentence)) for sentence in held_out_sentences)
     print(f"{name:6} ({len(vocabulary):,} entries): {pieces / held_out_words:.3f} tokens per held-out word")
-theirs = ReferenceTokenizer.from_pretrained("../vocab/shakespeare-uncased")
-assert theirs.tokenize(held_out_lines[0]) == book_tokenizer.tokenize(held_out_lines[0])
+assert ReferenceTokenizer.from_pretrained(BOOK_VOCABULARY).tokenize(held_out_lines[0]) == book_tokenizer.tokenize(held_out_lines[0])
 
 # %% [markdown]
 # ## What we built

@@ -45,7 +45,7 @@ import torch
 from IPython.display import HTML, display
 
 from annotated_bert.corpus import load_shakespeare, split_by_play
-from annotated_bert.tokenization import BertTokenizer
+from annotated_bert.tokenization import BOOK_VOCABULARY, BertTokenizer
 
 SEED = 0
 
@@ -59,7 +59,7 @@ SEED = 0
 
 # %%
 training_documents, held_out_documents = split_by_play(load_shakespeare())
-tokenizer = BertTokenizer("../vocab/shakespeare-uncased/vocab.txt")
+tokenizer = BertTokenizer(BOOK_VOCABULARY / "vocab.txt")
 print(f"training plays: {len({document.play for document in training_documents})}, "
       f"scenes: {len(training_documents)}; held-out scenes: {len(held_out_documents)}")
 print(f"vocabulary: {len(tokenizer)} tokens")
@@ -202,7 +202,7 @@ print("A:", "".join(tokens_a), " B:", "".join(tokens_b))
 
 # %%
 #| export: data
-def random_continuation(documents, document_index: int, target_length: int, rng) -> list[str]:
+def random_continuation(documents: list[list[list[str]]], document_index: int, target_length: int, rng) -> list[str]:
     """B for a NotNext pair: whole sentences (at least one) from a random start in a random *other*
     document, until they hold `target_length` tokens or that document ends."""
     other_index = rng.randrange(len(documents) - 1)
@@ -222,7 +222,7 @@ def random_continuation(documents, document_index: int, target_length: int, rng)
 
 # %%
 #| export: data
-def create_instances_from_document(documents, document_index: int, max_seq_len: int,
+def create_instances_from_document(documents: list[list[list[str]]], document_index: int, max_seq_len: int,
                                    short_seq_prob: float, rng) -> list[TrainingInstance]:
     """Unmasked pairs from `documents[document_index]` by BERT's rules (steps 1-7 of chapter 7)."""
     document = documents[document_index]
@@ -299,7 +299,7 @@ describe(scene_instances)
 
 # %%
 #| export: data
-def check_documents(documents, max_seq_len: int) -> None:
+def check_documents(documents: list[list[list[str]]], max_seq_len: int) -> None:
     """Raise a ValueError naming the problem if pairs cannot be made from `documents`."""
     if max_seq_len < 5:
         raise ValueError(f"max_seq_len is {max_seq_len}; it must be at least 5, since [CLS] A [SEP] B [SEP] "
@@ -327,8 +327,8 @@ def check_documents(documents, max_seq_len: int) -> None:
 import random
 
 
-def create_instances(documents, *, max_seq_len: int = 128, short_seq_prob: float = 0.1, dupe_factor: int = 1,
-                     seed: int = 12345) -> list[TrainingInstance]:
+def create_instances(documents: list[list[list[str]]], *, max_seq_len: int = 128, short_seq_prob: float = 0.1,
+                     dupe_factor: int = 1, seed: int = 12345) -> list[TrainingInstance]:
     """Unmasked pairs from every document of `documents` (lists of token lists), `dupe_factor` passes
     over the corpus, shuffled. The same seed gives the same pairs."""
     check_documents(documents, max_seq_len)
@@ -528,7 +528,7 @@ for name, vocabulary in [("this book's", list(tokenizer.vocab)), ("BERT's uncase
 
 # %%
 #| export: data
-def masking_candidates(tokens, whole_word: bool = False) -> list[list[int]]:
+def masking_candidates(tokens: tuple[str, ...] | list[str], whole_word: bool = False) -> list[list[int]]:
     """Groups of positions that are chosen together: each ordinary token alone, or, with `whole_word`,
     each word with its ## pieces (a ## piece never joins a word across [SEP])."""
     groups = []
@@ -546,7 +546,7 @@ def masking_candidates(tokens, whole_word: bool = False) -> list[list[int]]:
 from dataclasses import replace
 
 
-def mask_instance(instance: TrainingInstance, replacement_tokens, rng, *, masked_lm_prob: float = 0.15,
+def mask_instance(instance: TrainingInstance, replacement_tokens: list[str], rng, *, masked_lm_prob: float = 0.15,
                   max_predictions: int = 20, whole_word: bool = False) -> TrainingInstance:
     """A copy of `instance` with num_to_predict(len(tokens)) ordinary positions chosen and changed by the
     80/10/10 rule: [MASK], a random token from `replacement_tokens`, or unchanged."""
@@ -690,8 +690,8 @@ class PretrainingDataset(Dataset):
     create_instances to show the model several masks of each sentence.
     """
 
-    def __init__(self, instances, tokenizer, *, dynamic: bool = True, seed: int = 0, masked_lm_prob: float = 0.15,
-                 max_predictions: int = 20, whole_word: bool = False):
+    def __init__(self, instances: list[TrainingInstance], tokenizer, *, dynamic: bool = True, seed: int = 0,
+                 masked_lm_prob: float = 0.15, max_predictions: int = 20, whole_word: bool = False):
         self.pairs = list(instances)
         if any(pair.masked_positions for pair in self.pairs):
             raise ValueError("PretrainingDataset takes unmasked pairs (from create_instances); "
@@ -715,6 +715,7 @@ import random
 
 class PretrainingDataset(PretrainingDataset):
     def set_epoch(self, epoch: int) -> None:
+        """Serve the masks of `epoch` from now on (dynamic masking); call it before each epoch."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -796,7 +797,7 @@ def _token_ids(vocab, tokens, row: int) -> list[int]:
 import torch
 
 
-def collate_pretraining_batch(instances, tokenizer, *, pad_to: int | None = None,
+def collate_pretraining_batch(instances: list[TrainingInstance], tokenizer, *, pad_to: int | None = None,
                               max_predictions: int | None = None) -> dict[str, torch.Tensor]:
     """Masked instances -> input_ids, token_type_ids, attention_mask [B, T]; masked_positions, masked_labels
     [B, P] (padded with 0 and -100); next_sentence_labels [B]. T is the longest instance or `pad_to`;

@@ -35,12 +35,12 @@ import torch
 
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, split_by_play
 from annotated_bert.data import tokenize_documents
-from annotated_bert.tokenization import BertTokenizer
+from annotated_bert.tokenization import BOOK_VOCABULARY, BertTokenizer
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
 
-tokenizer = BertTokenizer.from_pretrained("../vocab/shakespeare-uncased")
+tokenizer = BertTokenizer.from_pretrained(BOOK_VOCABULARY)
 # The plays as a script prints them, each speech opened by its speaker's name ("Macbeth: ...").
 train_scenes, held_out_scenes = split_by_play(load_shakespeare(speaker_names=True))
 print(f"{len(train_scenes)} training scenes, {len(held_out_scenes)} held-out scenes from {len(HELD_OUT_PLAYS)} plays: "

@@ -508,7 +508,7 @@ assert padding_difference < 1e-5
 # Fine-tuning is the loop of a pretraining step, on labels: a batch, the loss, a step of AdamW, a step of the
 # schedule. Its schedule is chapter 9's `linear_warmup_decay`, so the two loops of the book warm up the same way.
 # `after_epoch` lets a caller score a development set between epochs. `predict_logits` scores in batches,
-# each trimmed of its padding columns.
+# each trimmed of its padding columns. With `progress=True` each draws a progress bar, as pretraining does.
 
 # %%
 #| export: finetune
@@ -533,39 +533,40 @@ def fine_tuning_optimizer(model, learning_rate: float, weight_decay: float, warm
 import math
 
 import torch
+from tqdm.auto import tqdm
 
 
 def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_size: int = 16,
               learning_rate: float = 1e-4, warmup_fraction: float = 0.1, weight_decay: float = 0.01,
-              seed: int = 0, after_epoch=None) -> list[float]:
+              seed: int = 0, after_epoch=None, progress: bool = False) -> list[float]:
     """Train every weight of a BertForSequenceClassification on padded [N, T] inputs and [N] labels.
 
-    AdamW (eps 1e-6; no weight decay on biases and LayerNorm), chapter 9's linear warm-up then linear decay,
-    a new shuffle each epoch from `seed`; `after_epoch(epoch)`, if given, is called after each epoch (to score
-    a development set, say). Leaves the model in eval mode; returns the loss of every step.
-    """
+    AdamW (eps 1e-6; no weight decay on biases and LayerNorm), chapter 9's linear warm-up then linear decay, a
+    new shuffle each epoch from `seed`; `after_epoch(epoch)`, if given, is called after each epoch (to score a
+    development set, say); `progress`: a bar of the steps. Leaves the model in eval mode; returns each step's loss."""
     if not (input_ids.shape == attention_mask.shape and input_ids.shape[:1] == labels.shape):
         raise ValueError(f"input_ids and attention_mask must be [N, T] and labels [N]; got {list(input_ids.shape)}, "
                          f"{list(attention_mask.shape)} and {list(labels.shape)}")
     total_steps = epochs * math.ceil(len(labels) / batch_size)
     optimizer, schedule = fine_tuning_optimizer(model, learning_rate, weight_decay,
                                                 math.floor(warmup_fraction * total_steps), total_steps)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(labels), batch_size):
-            rows = order[start:start + batch_size]
-            batch_ids, batch_mask = trimmed(input_ids[rows], attention_mask[rows])  # (b, T') each
-            loss = model(batch_ids, attention_mask=batch_mask, labels=labels[rows]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        if after_epoch is not None:
-            after_epoch(epoch)
+    generator, losses = torch.Generator().manual_seed(seed), []
+    with tqdm(total=total_steps, disable=not progress, desc="fine-tuning", unit="step") as bar:
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(labels), generator=generator)
+            for start in range(0, len(labels), batch_size):
+                rows = order[start:start + batch_size]
+                batch_ids, batch_mask = trimmed(input_ids[rows], attention_mask[rows])  # (b, T') each
+                loss = model(batch_ids, attention_mask=batch_mask, labels=labels[rows]).loss
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.item())
+                bar.update()
+            if after_epoch is not None:
+                after_epoch(epoch)
     model.eval()
     return losses
 
@@ -575,14 +576,15 @@ def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_s
 # %%
 #| export: finetune
 import torch
+from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def predict_logits(model, input_ids, attention_mask, batch_size: int = 64) -> torch.Tensor:
+def predict_logits(model, input_ids, attention_mask, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
     """The logits of a classifier for padded [N, T] inputs, in batches, in eval mode: [N, num_labels]."""
     model.eval()
     logits = []
-    for start in range(0, len(input_ids), batch_size):
+    for start in tqdm(range(0, len(input_ids), batch_size), disable=not progress, desc="predicting", unit="batch"):
         batch_ids, batch_mask = trimmed(input_ids[start:start + batch_size], attention_mask[start:start + batch_size])
         logits.append(model(batch_ids, attention_mask=batch_mask).logits)                # (b, num_labels)
     return torch.cat(logits)                                                           # (N, num_labels)

@@ -23,7 +23,7 @@
 # chapter 7 cuts the scenes into sentence pairs for pretraining; chapter 9 pretrains on the text with
 # each speaker's name kept; chapter 10 sorts passages of the held-out plays by their Folio genre.
 # Little here is about BERT itself, which is why it stands apart: a reader can skip it and take
-# `load_shakespeare()` and `vocab/shakespeare-uncased/` on trust.
+# `load_shakespeare()` and the book's vocabulary on trust.
 
 # %%
 import collections
@@ -571,8 +571,8 @@ print(f"the training plays use {len(minilm_counts):,} of the {len(minilm_tokeniz
 
 # %% [markdown]
 # So the book trains its own vocabulary on the training plays (never on the held-out ones, whose text
-# must stay unseen), chooses its size by measurement, and writes it to `vocab/shakespeare-uncased/`,
-# where every chapter from 5 on loads it.
+# must stay unseen), chooses its size by measurement, and writes it into the package, as
+# `BOOK_VOCABULARY`, where every chapter from 5 on loads it.
 #
 # The trainer is the WordPiece trainer of Hugging Face's `tokenizers` library. It works bottom-up, as
 # WordPiece trainers commonly do: it starts from single characters (`l`, `##o`, `##r`, `##d`), and
@@ -728,12 +728,25 @@ print(f"chosen: {chosen_size:,} entries; tokens per word "
       f"{vocabulary_table.loc[chosen_size, 'tokens per word (held out)']:.3f} against {shortest:.3f} at {sizes[-1]:,}")
 
 # %% [markdown]
-# The vocabulary goes to `vocab/shakespeare-uncased/`, as `vocab.txt` and the `tokenizer_config.json`
-# that both the book's tokenizer and Hugging Face's read. To check that it is regenerated exactly, we
-# train it once more, at its own size, and compare the two files byte for byte.
+# The vocabulary ships inside the package, in `annotated_bert/vocabularies/shakespeare-uncased/`, so that
+# it travels with the code that reads it; `BOOK_VOCABULARY` says where that is, wherever the package is
+# installed, and every chapter from 5 on loads the vocabulary from there.
 
 # %%
-book_vocab_dir = Path("../vocab/shakespeare-uncased")
+#| export: tokenization
+from importlib.resources import files
+from pathlib import Path
+
+# The book's own WordPiece vocabulary (vocab.txt + tokenizer_config.json), trained below on the training plays.
+BOOK_VOCABULARY = Path(files("annotated_bert") / "vocabularies" / "shakespeare-uncased")
+
+# %% [markdown]
+# It is written as `vocab.txt` and the `tokenizer_config.json` that both the book's tokenizer and Hugging
+# Face's read. To check that it is regenerated exactly, we train it once more, at its own size, and
+# compare the two files byte for byte.
+
+# %%
+book_vocab_dir = BOOK_VOCABULARY
 book_vocab_dir.mkdir(parents=True, exist_ok=True)
 (book_vocab_dir / "vocab.txt").write_text("".join(f"{token}\n" for token in vocabularies[chosen_size]),
                                            encoding="utf-8")
@@ -787,6 +800,6 @@ print(f"sentences per scene: median {np.median(sentences_per_document):.0f}, "
 # Shakespeare.
 #
 # And, in the module `tokenization`, `train_wordpiece_vocab`: a wrapper around the `tokenizers` trainer
-# that gives the same vocabulary every time, which trained the book's own 8,000-entry vocabulary in
-# `vocab/shakespeare-uncased/`, its size chosen by weighing sequence length against the cost and the
+# that gives the same vocabulary every time, which trained the book's own 8,000-entry vocabulary, shipped
+# in the package at `BOOK_VOCABULARY`, its size chosen by weighing sequence length against the cost and the
 # training of the embedding table.

@@ -52,10 +52,12 @@ small = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_atten
 
 # %%
 #| export: config
+from annotated_bert.config import BertConfig
+
 SUPPORTED_ACTIVATIONS = ("gelu",)
 
 
-def check_sizes(config) -> None:
+def check_sizes(config: BertConfig) -> None:
     """Every size of a BertConfig a positive integer, and the hidden size a multiple of the heads."""
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                  "intermediate_size", "max_position_embeddings", "type_vocab_size"):
@@ -74,7 +76,7 @@ def check_sizes(config) -> None:
 
 # %%
 #| export: config
-def check_settings(config) -> None:
+def check_settings(config: BertConfig) -> None:
     """The rates, epsilon, padding id, activation and position type of a BertConfig."""
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         value = getattr(config, name)
@@ -116,6 +118,7 @@ for bad_values in ({"num_attention_heads": 10}, {"hidden_act": "relu"}, {"hidden
 
 # %%
 #| export: checkpoints
+import os
 from pathlib import Path
 
 import torch
@@ -123,8 +126,12 @@ from safetensors.torch import load_file
 
 from annotated_bert.config import BertConfig
 
+# What a directory argument accepts ("dir", Path("dir")), and a device argument ("cpu", torch.device("cuda")).
+PathLike = str | os.PathLike
+Device = str | torch.device
 
-def read_config(directory) -> BertConfig:
+
+def read_config(directory: PathLike) -> BertConfig:
     """The BertConfig of a checkpoint directory, from its config.json."""
     path = Path(directory) / "config.json"
     if not path.exists():
@@ -132,7 +139,7 @@ def read_config(directory) -> BertConfig:
     return BertConfig.from_json_file(path)
 
 
-def read_checkpoint(directory) -> dict:
+def read_checkpoint(directory: PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint directory: model.safetensors, else pytorch_model.bin (loaded weights-only)."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -182,11 +189,13 @@ class CheckpointNames:
     aliases: dict = field(default_factory=dict)  # a second checkpoint name -> the name it repeats
 
     @cached_property
-    def to_checkpoint(self) -> list:
+    def to_checkpoint(self) -> list[tuple[re.Pattern, str]]:
+        """(pattern of our parameter names, the checkpoint's name) for each line of the table."""
         return [(_name_pattern(ours), theirs) for ours, theirs in self.table.items()]
 
     @cached_property
-    def from_checkpoint(self) -> list:
+    def from_checkpoint(self) -> list[tuple[re.Pattern, str]]:
+        """(pattern of the checkpoint's names, our parameter name) for each line of the table."""
         return [(_name_pattern(theirs), ours) for ours, theirs in self.table.items()]
 
     @cached_property
@@ -343,8 +352,10 @@ def _problems(names: CheckpointNames, ours: dict, renamed: dict) -> tuple[list, 
 #| export: checkpoints
 import warnings
 
+from torch import nn
 
-def load_state_dict(model, checkpoint: dict, strict: bool = True) -> None:
+
+def load_state_dict(model: nn.Module, checkpoint: dict[str, torch.Tensor], strict: bool = True) -> None:
     """Copy a Hugging Face state dict into `model`, renamed by `type(model).checkpoint_names`."""
     names = type(model).checkpoint_names
     ours = {name: tensor for name, tensor in model.state_dict().items() if name not in names.tied}
@@ -399,18 +410,23 @@ def _warn_about_heads(names: CheckpointNames, dropped: list, fresh: list) -> Non
 # %%
 #| export: checkpoints
 import json
+from typing import Any, TypeVar
 
 from safetensors.torch import save_file
+from torch import nn
+
+Model = TypeVar("Model", bound=nn.Module)  # load_checkpoint returns a model of the class it is given
 
 
-def load_checkpoint(model_class, directory, device="cpu", strict: bool = True, **arguments):
+def load_checkpoint(model_class: type[Model], directory: PathLike, device: Device = "cpu", strict: bool = True,
+                    **arguments: Any) -> Model:
     """model_class(config of `directory`, **arguments) with the directory's weights, on `device`, in eval mode."""
     model = model_class(read_config(directory), **arguments)
     load_state_dict(model, read_checkpoint(directory), strict=strict)
     return model.to(device).eval()
 
 
-def save_checkpoint(model, directory, config_updates: dict | None = None) -> None:
+def save_checkpoint(model: nn.Module, directory: PathLike, config_updates: dict | None = None) -> None:
     """Write directory/config.json and directory/model.safetensors, under the checkpoint's names."""
     names = type(model).checkpoint_names
     directory = Path(directory)

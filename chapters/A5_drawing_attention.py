@@ -59,13 +59,13 @@ import numpy as np
 import torch
 
 
-def _select(weights, index: int, name: str):
+def _select(weights: torch.Tensor, index: int, name: str) -> torch.Tensor:
     if not -weights.size(0) <= index < weights.size(0):
         raise ValueError(f"{name}={index} is out of range for attention of shape {list(weights.shape)}")
     return weights[index]
 
 
-def attention_matrix(attention, batch_index: int = 0, head: int = 0) -> np.ndarray:
+def attention_matrix(attention: torch.Tensor | np.ndarray, batch_index: int = 0, head: int = 0) -> np.ndarray:
     """One [T_q, T_k] map from attention in the bertviz layout [batch, heads, T_q, T_k].
 
     A bare [T_q, T_k] map, or [heads, T_q, T_k], is taken as it is.
@@ -93,12 +93,18 @@ def _tick_step(count: int, most: int = 48) -> int:
 
 # %%
 #| export: viz
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
 from annotated_bert.viz import _tick_step, attention_matrix
 
 
-def plot_attention(attention, tokens, query_tokens=None, batch_index=0, head=0, ax=None, title=None):
+def plot_attention(attention: torch.Tensor | np.ndarray, tokens: Sequence[str],
+                   query_tokens: Sequence[str] | None = None, batch_index: int = 0, head: int = 0,
+                   ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
     """Heatmap of one head: rows are queries, columns the keys they attend to. Returns the axes."""
     weights = attention_matrix(attention, batch_index, head)  # (T_q, T_k)
     query_tokens = tokens if query_tokens is None else query_tokens
@@ -141,11 +147,13 @@ plt.show()
 
 # %%
 #| export: viz
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 
-def attention_maps(attention, tokens, batch_index: int = 0):
+def attention_maps(attention: torch.Tensor | np.ndarray, tokens: Sequence, batch_index: int = 0) -> torch.Tensor:
     """Attention in the bertviz layout [batch, heads, T, T] (tensor or array) as a float tensor, checked."""
     maps = attention if torch.is_tensor(attention) else torch.as_tensor(np.asarray(attention))
     maps = maps.detach().float().cpu()  # (B, heads, T, T)
@@ -168,13 +176,17 @@ def attention_maps(attention, tokens, batch_index: int = 0):
 # %%
 #| export: viz
 import math
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
 from annotated_bert.viz import attention_maps, plot_attention
 
 
-def plot_attention_heads(attention, tokens, batch_index: int = 0, ncols: int = 4, title=None):
+def plot_attention_heads(attention: torch.Tensor | np.ndarray, tokens: Sequence[str], batch_index: int = 0,
+                         ncols: int = 4, title: str | None = None) -> plt.Figure:
     """A grid of heatmaps, one per head, of attention [batch, heads, T, T] for one sequence."""
     maps = attention_maps(attention, tokens, batch_index)  # (B, heads, T, T)
     num_heads = maps.size(1)
@@ -218,10 +230,17 @@ plt.show()
 
 # %%
 #| export: viz
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
 from annotated_bert.viz import attention_maps
 
 
-def checked_chart_inputs(attention, tokens, batch_index: int = 0, heads=None, start=None):
+def checked_chart_inputs(attention: torch.Tensor | np.ndarray | Sequence[torch.Tensor], tokens: Sequence[str],
+                         batch_index: int = 0, heads: Sequence[int] | None = None,
+                         start: tuple[int, int] | None = None) -> tuple[list[torch.Tensor], list[int], tuple[int, int]]:
     """attention_chart's arguments, checked: (maps, one [B, heads, T, T] per layer; heads; (layer, head))."""
     layers = list(attention) if isinstance(attention, (tuple, list)) else [attention]
     if not layers:
@@ -252,11 +271,15 @@ def checked_chart_inputs(attention, tokens, batch_index: int = 0, heads=None, st
 
 # %%
 #| export: viz
+from collections.abc import Sequence
+
 import altair as alt
 import torch
+from altair.expr.core import Expression
 
 
-def attention_row_records(maps, tokens, batch_index: int, heads) -> list[dict]:
+def attention_row_records(maps: list[torch.Tensor], tokens: Sequence[str], batch_index: int,
+                          heads: list[int]) -> list[dict]:
     """One record per (layer, head, query) of `maps` (one [B, heads, T, T] per layer): its row of weights
     as one string of ten-thousandths."""
     ten_thousandths = [torch.round(layer_maps[batch_index] * 10_000).long() for layer_maps in maps]  # (heads, T, T)
@@ -269,7 +292,7 @@ def attention_row_records(maps, tokens, batch_index: int, heads) -> list[dict]:
     ]
 
 
-def expanded_rows(chart: alt.Chart, selected, tokens) -> alt.Chart:
+def expanded_rows(chart: alt.Chart, selected: Expression, tokens: Sequence[str]) -> alt.Chart:
     """In the browser: keep the records that `selected` picks, one row per (query, key), with the key's token."""
     key_tokens = alt.Data(values=[{"key": key, "key_token": str(token)} for key, token in enumerate(tokens)])
     return (
@@ -288,9 +311,11 @@ def expanded_rows(chart: alt.Chart, selected, tokens) -> alt.Chart:
 # %%
 #| export: viz
 import altair as alt
+from altair.expr.core import Expression
 
 
-def chart_selectors(heads, num_layers: int, start):
+def chart_selectors(heads: list[int], num_layers: int,
+                    start: tuple[int, int]) -> tuple[list[alt.Parameter], Expression]:
     """The head (and, for several layers, layer) dropdowns, opening on start = (layer, head), and the
     condition that picks the chosen records."""
     start_layer, start_head = start
@@ -310,20 +335,23 @@ def chart_selectors(heads, num_layers: int, start):
 # %%
 #| export: viz
 import json
+from collections.abc import Sequence
 
 import altair as alt
+import numpy as np
+import torch
 
 from annotated_bert.viz import attention_row_records, chart_selectors, checked_chart_inputs, expanded_rows
 
 
-def attention_chart(attention, tokens, batch_index: int = 0, heads=None, start=None):
+def attention_chart(attention: torch.Tensor | np.ndarray | Sequence[torch.Tensor], tokens: Sequence[str],
+                    batch_index: int = 0, heads: Sequence[int] | None = None,
+                    start: tuple[int, int] | None = None) -> alt.Chart:
     """Interactive heatmap of attention [batch, heads, T, T], or of a tuple of them (one per layer).
 
-    A dropdown picks the head (and the layer, for a tuple); hovering a cell shows the query token,
-    the key token and the weight. One record per (layer, head, query) carries its row of weights.
-    `start`: the (layer, head) the chart opens on (default: layer 0, the first of `heads`). A weight
-    of 0 is white.
-    """
+    A dropdown picks the head (and the layer, for a tuple); hovering a cell shows the query token, the key token
+    and the weight. One record per (layer, head, query) carries its row of weights. `start`: the (layer, head)
+    the chart opens on (default: layer 0, the first of `heads`). A weight of 0 is white."""
     maps, heads, start = checked_chart_inputs(attention, tokens, batch_index, heads, start)
     params, selected = chart_selectors(heads, len(maps), start)
     records = alt.Data(values=attention_row_records(maps, tokens, batch_index, heads))
@@ -378,7 +406,8 @@ ATTENTION_PATTERNS = ("[CLS]", "[SEP]", "previous", "next", "itself")
 import torch
 
 
-def pattern_queries(input_ids, attention_mask, cls_token_id: int, sep_token_id: int) -> dict:
+def pattern_queries(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cls_token_id: int,
+                    sep_token_id: int) -> dict[str, torch.Tensor]:
     """For each pattern, the queries [B, T] it is averaged over: the ordinary tokens (real, neither [CLS]
     nor [SEP]); for "previous" and "next", only those whose neighbour on that side is ordinary too."""
     if input_ids.dim() != 2:
@@ -400,21 +429,23 @@ def pattern_queries(input_ids, attention_mask, cls_token_id: int, sep_token_id: 
 
 # %%
 #| export: viz
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 from annotated_bert.viz import ATTENTION_PATTERNS, attention_maps, pattern_queries
 
 
-def attention_pattern_summary(attentions, input_ids, cls_token_id: int, sep_token_id: int,
-                              attention_mask=None) -> dict:
+def attention_pattern_summary(attentions: torch.Tensor | Sequence[torch.Tensor], input_ids: torch.Tensor,
+                              cls_token_id: int, sep_token_id: int,
+                              attention_mask: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """The mean share of attention that ordinary tokens pay to five kinds of key, per layer and head.
 
-    attentions: [batch, heads, T, T] for one layer, or a tuple of them (one per layer); input_ids and the
-    optional 1/0 attention_mask: [batch, T]. Queries are the real tokens that are neither [CLS] nor [SEP].
-    Returns {pattern: array [layers, heads]} for ATTENTION_PATTERNS: the share on [CLS] keys, on [SEP] keys,
-    on the token before, on the token after (both only where that neighbour is an ordinary token; NaN
-    where there is none), and on the query itself.
-    """
+    attentions: [batch, heads, T, T] for one layer, or a tuple of them (one per layer); input_ids and the optional
+    1/0 attention_mask: [batch, T]. Queries are the real tokens that are neither [CLS] nor [SEP]. Returns
+    {pattern: array [layers, heads]} for ATTENTION_PATTERNS: the share on [CLS] keys, on [SEP] keys, on the token
+    before, on the token after (only where that neighbour is an ordinary token; else NaN), and on the query itself."""
     layers = list(attentions) if isinstance(attentions, (tuple, list)) else [attentions]
     input_ids = torch.as_tensor(input_ids).cpu()
     queries = pattern_queries(input_ids, attention_mask, cls_token_id, sep_token_id)
@@ -471,7 +502,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def plot_attention_patterns(summary: dict, ncols: int = 2, title=None):
+def plot_attention_patterns(summary: dict[str, np.ndarray], ncols: int = 2, title: str | None = None) -> plt.Figure:
     """One heatmap per pattern of attention_pattern_summary (layers down, heads across, shares written in)."""
     if not summary:
         raise ValueError("summary is empty: pass the dict that attention_pattern_summary returns")

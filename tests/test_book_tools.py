@@ -134,3 +134,72 @@ def test_every_appendix_is_a_chapter_like_the_others():
     appendices = [source.name for source in book.chapter_sources() if source.name.startswith("A")]
     assert appendices == sorted(appendices) and len(appendices) >= 5, appendices
     assert all(not book.problems_with(ROOT / "chapters" / name) for name in appendices)
+
+
+# ---- reading the book: code lines that fit the website's column, chapters that open as notebooks -------------
+
+
+def code_columns(line: str) -> int:
+    """How many monospace columns a line takes: a wide character (中, 😀) takes two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line)
+
+
+def test_every_code_line_fits_the_website_s_code_column():
+    """book/_static/annotated-bert.css sizes the website's code for --annotated-bert-code-columns columns (so
+    that a line that long shows whole at 1280 px; tools/check_html.py checks it in a browser): no chapter's
+    code line is longer."""
+    import re
+
+    css = (ROOT / "book" / "_static" / "annotated-bert.css").read_text(encoding="utf-8")
+    [columns] = re.findall(r"--annotated-bert-code-columns:\s*(\d+)\s*;", css)
+    too_long = [
+        f"{source.name}, cell {number}: {code_columns(line)} columns: {line[:60]}..."
+        for source in book.chapter_sources()
+        for number, cell in enumerate(jupytext.read(source).cells, start=1)
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if code_columns(line) > int(columns)
+    ]
+    assert not too_long, f"longer than the website's {columns} columns: {too_long}"
+
+
+def test_jupyterlab_opens_a_chapter_s_py_as_a_notebook(tmp_path):
+    """`make setup` writes tools/jupyterlab-overrides.json into the environment's own JupyterLab settings
+    ($(VENV)/share/jupyter/lab/settings/overrides.d/, never the user's home), where JupyterLab reads it: a
+    double click opens a .py with jupytext's notebook viewer."""
+    import subprocess
+
+    from jupyter_core.paths import jupyter_path
+    from jupyterlab.labapp import LabApp
+    from jupyterlab_server.settings_utils import get_settings
+
+    source = ROOT / "tools" / "jupyterlab-overrides.json"
+    viewers = json.loads(source.read_text())["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers == {"python": "Jupytext Notebook"}
+    # The name of the viewer (the widget factory) that the installed jupytext registers.
+    jupytext_lab = next(Path(d) / "jupyterlab-jupytext" for d in jupyter_path("labextensions")
+                        if (Path(d) / "jupyterlab-jupytext").is_dir())
+    assert any('"Jupytext Notebook"' in script.read_text(encoding="utf-8", errors="replace")
+               for script in (jupytext_lab / "static").glob("*.js"))
+
+    # The Makefile's rule, on an environment of its own (installed already: nothing else runs).
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()
+    make = ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "-o", str(venv / ".installed")]
+    subprocess.run([*make, "setup"], check=True, capture_output=True, text=True)
+    settings_dir = venv / "share" / "jupyter" / "lab" / "settings"
+    assert (settings_dir / "overrides.d" / "annotated-bert.json").read_text() == source.read_text()
+
+    # JupyterLab reads an environment's settings from {sys.prefix}/share/jupyter/lab/settings; there, the
+    # default viewer of python files is jupytext's (user settings left empty).
+    assert Path(LabApp().app_settings_dir) == Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    plugin, _ = get_settings(str(settings_dir), LabApp().schemas_dir, str(tmp_path / "user-settings"),
+                             schema_name="@jupyterlab/docmanager-extension:plugin",
+                             labextensions_path=jupyter_path("labextensions"))
+    assert plugin["schema"]["properties"]["defaultViewers"]["default"] == {"python": "Jupytext Notebook"}
+    installed = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "annotated-bert.json"
+    if (Path(sys.prefix) / ".installed").exists():  # this environment came from `make setup`
+        assert installed.read_text() == source.read_text(), "run `make setup` to install JupyterLab's settings"

@@ -148,13 +148,12 @@ def test_on_the_real_corpus_the_coin_is_fair_and_not_next_b_comes_from_another_s
     lengths are the real ones, so the draws and the labels are those of the real pairs, and each token says
     where it came from. A chunk of one sentence (the last of its scene, or one that fills the target) is always
     NotNext; every other pair met the coin, which comes out fair; no NotNext B comes from A's own scene."""
-    from pathlib import Path
-
     from annotated_bert.corpus import load_shakespeare, split_by_play
+    from annotated_bert.tokenization import BOOK_VOCABULARY
 
     max_seq_len = 128
     training, _ = split_by_play(load_shakespeare())
-    book_tokenizer = BertTokenizer(Path(__file__).resolve().parent.parent / "vocab" / "shakespeare-uncased" / "vocab.txt")
+    book_tokenizer = BertTokenizer(BOOK_VOCABULARY / "vocab.txt")
     token_documents = tokenize_documents(training, book_tokenizer)
     addressed_documents = [[[(scene_index, sentence_index)] * len(segment)
                             for sentence_index, segment in enumerate(document)]

@@ -24,9 +24,10 @@ from annotated_bert.evaluation import (
     swapped_word_pairs,
     thou_agreement_pairs,
 )
+from annotated_bert.tokenization import BOOK_VOCABULARY as VOCAB
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig, build_model
-from tests.test_training import TINY, VOCAB
+from tests.test_training import TINY
 
 
 @pytest.fixture(scope="module")

@@ -231,3 +231,20 @@ def test_fine_tune_learns_a_toy_task():
         assert torch.allclose(predictions, model(input_ids, attention_mask=attention_mask).logits, atol=1e-5)
     with pytest.raises(ValueError, match=r"labels \[N\]"):
         fine_tune(model, input_ids, attention_mask, labels[:10])
+
+
+def test_progress_bars_only_when_asked(capsys):
+    """fine_tune and predict_logits draw tqdm's bar on stderr with progress=True, and nothing by default."""
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SMALL), num_labels=2)
+    inputs = batch(batch_size=6)
+    input_ids, attention_mask, labels = inputs["input_ids"], inputs["attention_mask"], torch.arange(6) % 2
+    fine_tune(model, input_ids, attention_mask, labels, epochs=1, batch_size=4)
+    predict_logits(model, input_ids, attention_mask, batch_size=4)
+    assert capsys.readouterr().err == ""
+    fine_tune(model, input_ids, attention_mask, labels, epochs=2, batch_size=4, progress=True)
+    bar = capsys.readouterr().err
+    assert "fine-tuning" in bar and "4/4" in bar
+    predict_logits(model, input_ids, attention_mask, batch_size=4, progress=True)
+    bar = capsys.readouterr().err
+    assert "predicting" in bar and "2/2" in bar

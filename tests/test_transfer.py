@@ -14,9 +14,10 @@ from annotated_bert import transfer
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare
 from annotated_bert.finetune import BertForSequenceClassification, fine_tuning_optimizer
 from annotated_bert.model import BertConfig
+from annotated_bert.tokenization import BOOK_VOCABULARY as VOCAB
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig, build_model, linear_warmup_decay
-from tests.test_training import TINY, VOCAB
+from tests.test_training import TINY
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,21 @@ def test_fine_tune_on_dev_keeps_the_best_epoch(tokenizer):
     assert result["dev_accuracy"] == max(max(v) for v in result["sweep"].values())
     assert result["sweep"][result["learning_rate"]][result["epoch"] - 1] == result["dev_accuracy"]
     assert len(result["predictions"]) == 24
+
+
+def test_layer_features_pool_every_depth_and_draw_a_bar_only_when_asked(capsys):
+    """[L + 1, N, H], the same in batches as at once; tqdm's bar on stderr with progress=True, none by default."""
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                                     num_attention_heads=2, intermediate_size=32), num_labels=2)
+    ids = torch.randint(5, 50, (10, 8))
+    mask = torch.ones_like(ids)
+    mask[::2, 5:] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    features = transfer.layer_features(model, inputs, batch_size=4)
+    assert features.shape == (3, 10, 16) and capsys.readouterr().err == ""
+    assert np.allclose(transfer.layer_features(model, inputs, batch_size=10, progress=True), features, atol=1e-5)
+    assert "features" in capsys.readouterr().err
 
 
 def test_one_warmup_formula_for_both_loops():

@@ -95,3 +95,31 @@ def test_the_toc_and_the_front_page_list_the_chapters_present(tmp_path, monkeypa
     assert sorted(p.name for p in (stage / "_extra" / "chapters").iterdir()) == [
         "01_one.ipynb", "01_one.py", "02_two.ipynb", "02_two.py"
     ]
+
+
+def stream(name: str, text: str) -> dict:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def test_consecutive_prints_to_one_stream_become_one_output():
+    outputs = [stream("stdout", "step 1\n"), stream("stdout", "step 2\n"), stream("stderr", "a warning\n"),
+               stream("stdout", "done\n"), display({"text/plain": "42"}), stream("stdout", "after\n")]
+    original = chapter(outputs)
+    staged, _ = build_html.prepare_chapter(original, "09_training")
+    assert [(o["output_type"], o.get("name"), o.get("text")) for o in staged.cells[1].outputs] == [
+        ("stream", "stdout", "step 1\nstep 2\n"),
+        ("stream", "stderr", "a warning\n"),
+        ("stream", "stdout", "done\n"),
+        ("display_data", None, None),
+        ("stream", "stdout", "after\n"),
+    ]
+    assert len(original.cells[1].outputs) == 6  # only the staged copy changes
+
+
+def test_code_cells_are_tagged_full_width_and_keep_their_tags():
+    notebook = chapter([])
+    notebook.cells[1].metadata["tags"] = ["nbval-ignore-output"]
+    staged, _ = build_html.prepare_chapter(notebook, "09_training")
+    assert staged.cells[1].metadata["tags"] == ["nbval-ignore-output", build_html.FULL_WIDTH]
+    assert "tags" not in staged.cells[0].metadata  # the markdown cell is prose, in the text's column
+    assert notebook.cells[1].metadata["tags"] == ["nbval-ignore-output"]

@@ -5,8 +5,11 @@
 Jupyter Book 1.x does the work. This script stages its source in _build/book_src/:
 - book/ (the configuration, the front page, the extension and static files);
 - every executed chapter, chapters/NN_topic.ipynb, taken from the chapters present (nothing is listed
-  by hand), with two changes to the staged copy only: each altair (vega-lite) output becomes a
-  <div class="vega-chart"> and its spec, drawn by vega-embed served from the site itself, and a
+  by hand), with these changes to the staged copy only: each altair (vega-lite) output becomes a
+  <div class="vega-chart"> and its spec, drawn by vega-embed served from the site itself; a cell's
+  consecutive prints to one stream (stdout, stderr) become one output, shown in one box; each code cell
+  is tagged full-width, so that it spans the page's right margin (the theme folds the page's table of
+  contents away while one is in view) and its longest line fits (book/_static/annotated-bert.css); and a
   "Run this chapter" note under the title links to the notebook and its .py;
 - _toc.yml and the front page's chapter list, written from those chapters;
 - the original .ipynb and .py of each chapter, copied next to its page (chapters/NN_topic.html).
@@ -35,6 +38,8 @@ HTML = BUILD / "html"
 
 VEGALITE_V5 = "application/vnd.vegalite.v5+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# sphinx-book-theme's tag for content that spans the right margin; book/_static/annotated-bert.css sizes it.
+FULL_WIDTH = "full-width"
 CHAPTER_LIST_MARKER = "<!-- chapter list: written by tools/build_html.py from the chapters present -->"
 
 
@@ -78,11 +83,40 @@ def run_note(stem: str) -> str:
     )
 
 
+def merge_streams(outputs: list) -> list:
+    """Consecutive stream outputs of one stream (one print after another) as one output: one box on the page."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            output.get("output_type") == "stream"
+            and previous is not None
+            and previous.get("output_type") == "stream"
+            and previous.get("name") == output.get("name")
+        ):
+            previous["text"] = _stream_text(previous) + _stream_text(output)
+        else:
+            merged.append(output)
+    return merged
+
+
+def _stream_text(output) -> str:
+    text = output.get("text", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
 def prepare_chapter(notebook, stem: str):
-    """The staged copy of one chapter: charts as vega-embed markup, widgets as text, the run note."""
+    """The staged copy of one chapter: charts as vega-embed markup, widgets as text, one box per stream's run of
+    prints, code cells full-width, the run note."""
     notebook = copy.deepcopy(notebook)
     charts = 0
     for cell in notebook.cells:
+        if cell.cell_type == "code":
+            if "outputs" in cell:
+                cell.outputs = merge_streams(cell.outputs)
+            tags = cell.metadata.setdefault("tags", [])
+            if FULL_WIDTH not in tags:
+                tags.append(FULL_WIDTH)
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             other_vegalite = [k for k in data if "vegalite" in k and k != VEGALITE_V5]

@@ -9,7 +9,9 @@ load without console errors or failed local requests; have MathJax typeset every
 left as TeX, no MathJax errors); draw every altair chart (an SVG or canvas inside each chart, as many
 charts as the chapter's notebook has vega-lite outputs); load every image; show highlighted code, the
 page's table of contents, links to the previous/next page, and working links to the chapter's .ipynb and
-.py. The front page must link every chapter. Screenshots of one chapter go to _build/screenshots/.
+.py; and no code cell's input may scroll sideways in this 1280-px window (every chapter code line fits
+its column: book/_static/annotated-bert.css). The front page must link every chapter. Screenshots of one
+chapter go to _build/screenshots/.
 
 Drives the system's chromium through playwright (no browser download): apt-get install chromium.
 """
@@ -43,6 +45,8 @@ PAGE_METRICS = """
   const charts = Array.from(document.querySelectorAll("div.vega-chart"));
   const images = Array.from(document.querySelectorAll("img"));
   const link = (selector) => { const a = document.querySelector(selector); return a ? a.href : null; };
+  const code = Array.from(document.querySelectorAll("div.cell_input pre"));
+  const longest = (text) => text.split("\\n").reduce((a, b) => (b.length > a.length ? b : a), "");
   return {
     title: document.title,
     math: math.length,
@@ -55,6 +59,10 @@ PAGE_METRICS = """
     images_loaded: images.filter((e) => e.complete && e.naturalWidth > 0).length,
     broken_images: images.filter((e) => !(e.complete && e.naturalWidth > 0)).map((e) => e.src),
     highlighted_code: document.querySelectorAll("div.highlight pre span").length,
+    code_blocks: code.length,
+    code_scrolling: code.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => ({
+      overflow: e.scrollWidth - e.clientWidth, font_size: getComputedStyle(e).fontSize, line: longest(e.textContent),
+    })),
     page_toc_links: document.querySelectorAll("nav.bd-toc-nav a, .bd-toc a.nav-link").length,
     prev_next_links: document.querySelectorAll(".prev-next-area a").length,
     notebook_link: link("a.run-notebook"),
@@ -174,6 +182,12 @@ def check_page(context, site: Path, page: Path) -> PageResult:
         problems.append(f"images not loaded: {metrics['broken_images'][:5]}")
     if metrics["charts_drawn"] != metrics["charts"]:
         problems.append(f"altair charts: {metrics['charts_drawn']} of {metrics['charts']} drew")
+    for block in metrics["code_scrolling"]:
+        line = block["line"]
+        problems.append(
+            f"a code cell scrolls sideways ({block['overflow']} px too wide at {block['font_size']}): its longest "
+            f"line, {len(line)} characters: {line[:100]!r}{'...' if len(line) > 100 else ''}"
+        )
 
     if page.parent.name == "chapters":
         expected = expected_outputs(stem)
@@ -281,22 +295,27 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"no page {target.relative_to(site)} to photograph")
         browser.close()
 
-    header = f"{'page':38} {'math':>9} {'charts':>7} {'images':>7} {'code':>5} {'errors':>6} {'blocked':>7}"
+    header = (f"{'page':38} {'math':>9} {'charts':>7} {'images':>7} {'code':>5} {'fit':>7} {'errors':>6} "
+              f"{'blocked':>7}")
     print(header)
     for r in results:
         m = r.metrics
         print(
             f"{r.name:38} {m['math_typeset']:>4}/{m['math']:<4} {m['charts_drawn']:>3}/{m['charts']:<3} "
             f"{m['images_loaded']:>3}/{m['images']:<3} {m['highlighted_code']:>5} "
+            f"{m['code_blocks'] - len(m['code_scrolling']):>3}/{m['code_blocks']:<3} "
             f"{len(r.console_errors):>6} {len(r.blocked):>7}"
         )
     keys = ("math_typeset", "math", "charts_drawn", "charts", "images_loaded", "images")
     totals = {key: sum(r.metrics[key] for r in results) for key in keys}
+    code_blocks = sum(r.metrics["code_blocks"] for r in results)
+    code_fitting = code_blocks - sum(len(r.metrics["code_scrolling"]) for r in results)
     print(
         f"{len(results)} pages in {time.perf_counter() - start:.0f} s, network off: "
         f"{totals['math_typeset']}/{totals['math']} math typeset, "
         f"{totals['charts_drawn']}/{totals['charts']} altair charts drawn, "
         f"{totals['images_loaded']}/{totals['images']} images loaded, "
+        f"{code_fitting}/{code_blocks} code cells fit their width (no sideways scrolling), "
         f"{sum(len(r.blocked) for r in results)} internet requests blocked, "
         f"{sum(len(r.console_errors) for r in results)} console errors"
     )

@@ -14,7 +14,7 @@ from torch import nn
 # ---- chapters/01_attention.py -------------------------------------------------------
 
 
-def attention_batch_shape(query, key, value) -> torch.Size:
+def attention_batch_shape(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Size:
     """The leading (batch) shape that query [..., T_q, d_k], key [..., T_k, d_k] and value [..., T_k, d_v]
     broadcast to; a ValueError that names the shapes when they do not fit together."""
     shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
@@ -34,7 +34,8 @@ def attention_batch_shape(query, key, value) -> torch.Size:
         ) from None
 
 
-def check_attention_inputs(query, key, value, mask=None):
+def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           mask: torch.Tensor | None = None) -> None:
     """Raise a ValueError that names the shapes when attention's inputs do not fit together.
 
     query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]: the same rank (at least 2),
@@ -61,7 +62,8 @@ def check_attention_inputs(query, key, value, mask=None):
         )
 
 
-def attention(query, key, value, mask=None, dropout: nn.Module | None = None):
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None,
+              dropout: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention, softmax(Q Kᵀ / sqrt(d_k)) V.
 
     query [..., T_q, d_k], key [..., T_k, d_k], value [..., T_k, d_v]; `mask` is a bool tensor that
@@ -88,7 +90,7 @@ def checks_values(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu"
 
 
-def key_padding_mask(attention_mask):
+def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """A 1/0 attention_mask [batch, seq_len] (1 = real token) -> bool mask [batch, 1, 1, seq_len].
 
     The mask hides padding *keys* from every query and every head; padded query rows still
@@ -109,7 +111,7 @@ def key_padding_mask(attention_mask):
 # ---- chapters/02_multi_head_attention.py --------------------------------------------
 
 
-def split_heads(x, num_heads: int):
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """[batch, seq_len, hidden] -> [batch, heads, seq_len, hidden / heads], each head a slice of features."""
     if x.dim() != 3 or x.size(-1) % num_heads != 0:
         raise ValueError(
@@ -121,7 +123,7 @@ def split_heads(x, num_heads: int):
     return x.transpose(1, 2)                                    # (B, heads, T, d_head)
 
 
-def merge_heads(x):
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[batch, heads, seq_len, d_head] -> [batch, seq_len, heads * d_head]: the inverse of split_heads."""
     if x.dim() != 4:
         raise ValueError(f"merge_heads needs [batch, heads, seq_len, d_head]; got {list(x.shape)}")
@@ -131,14 +133,7 @@ def merge_heads(x):
 
 
 class MultiHeadAttention(nn.Module):
-    """BERT's self-attention: project to Q, K, V, attend in `num_heads` heads, concatenate, project.
-
-    forward(hidden_states [B, T, H], mask=None, output_attentions=False)
-    -> (output [B, T, H], attention_probs [B, heads, T, T] or None)
-
-    `mask` is a bool tensor that broadcasts to [B, heads, T, T], True where a query may attend to a
-    key; key_padding_mask(attention_mask) makes one from a 1/0 attention_mask [B, T].
-    """
+    """BERT's self-attention: project to Q, K, V, attend in `num_heads` heads, concatenate, project."""
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
         super().__init__()
@@ -155,7 +150,11 @@ class MultiHeadAttention(nn.Module):
         self.output = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, hidden_states, mask=None, output_attentions: bool = False):
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states [B, T, H]; mask: bool, broadcasting to [B, heads, T, T], True where a query may attend
+        to a key (key_padding_mask(attention_mask) makes one from a 1/0 attention_mask [B, T]).
+        Returns output [B, T, H] and attention_probs [B, heads, T, T] (None unless output_attentions)."""
         if hidden_states.dim() != 3 or hidden_states.size(-1) != self.hidden_size:
             raise ValueError(
                 f"hidden_states must have shape [batch, seq_len, hidden_size={self.hidden_size}]; "

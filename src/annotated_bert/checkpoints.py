@@ -4,15 +4,18 @@
 
 
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save_file
+from torch import nn
 
 from annotated_bert.config import BertConfig
 
@@ -20,7 +23,12 @@ from annotated_bert.config import BertConfig
 # ---- chapters/A2_checkpoints.py -----------------------------------------------------
 
 
-def read_config(directory) -> BertConfig:
+# What a directory argument accepts ("dir", Path("dir")), and a device argument ("cpu", torch.device("cuda")).
+PathLike = str | os.PathLike
+Device = str | torch.device
+
+
+def read_config(directory: PathLike) -> BertConfig:
     """The BertConfig of a checkpoint directory, from its config.json."""
     path = Path(directory) / "config.json"
     if not path.exists():
@@ -28,7 +36,7 @@ def read_config(directory) -> BertConfig:
     return BertConfig.from_json_file(path)
 
 
-def read_checkpoint(directory) -> dict:
+def read_checkpoint(directory: PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint directory: model.safetensors, else pytorch_model.bin (loaded weights-only)."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -54,11 +62,13 @@ class CheckpointNames:
     aliases: dict = field(default_factory=dict)  # a second checkpoint name -> the name it repeats
 
     @cached_property
-    def to_checkpoint(self) -> list:
+    def to_checkpoint(self) -> list[tuple[re.Pattern, str]]:
+        """(pattern of our parameter names, the checkpoint's name) for each line of the table."""
         return [(_name_pattern(ours), theirs) for ours, theirs in self.table.items()]
 
     @cached_property
-    def from_checkpoint(self) -> list:
+    def from_checkpoint(self) -> list[tuple[re.Pattern, str]]:
+        """(pattern of the checkpoint's names, our parameter name) for each line of the table."""
         return [(_name_pattern(theirs), ours) for ours, theirs in self.table.items()]
 
     @cached_property
@@ -163,7 +173,7 @@ def _problems(names: CheckpointNames, ours: dict, renamed: dict) -> tuple[list, 
     return missing, mismatched, fresh
 
 
-def load_state_dict(model, checkpoint: dict, strict: bool = True) -> None:
+def load_state_dict(model: nn.Module, checkpoint: dict[str, torch.Tensor], strict: bool = True) -> None:
     """Copy a Hugging Face state dict into `model`, renamed by `type(model).checkpoint_names`."""
     names = type(model).checkpoint_names
     ours = {name: tensor for name, tensor in model.state_dict().items() if name not in names.tied}
@@ -201,14 +211,18 @@ def _warn_about_heads(names: CheckpointNames, dropped: list, fresh: list) -> Non
         warnings.warn("; ".join(said), stacklevel=4)
 
 
-def load_checkpoint(model_class, directory, device="cpu", strict: bool = True, **arguments):
+Model = TypeVar("Model", bound=nn.Module)  # load_checkpoint returns a model of the class it is given
+
+
+def load_checkpoint(model_class: type[Model], directory: PathLike, device: Device = "cpu", strict: bool = True,
+                    **arguments: Any) -> Model:
     """model_class(config of `directory`, **arguments) with the directory's weights, on `device`, in eval mode."""
     model = model_class(read_config(directory), **arguments)
     load_state_dict(model, read_checkpoint(directory), strict=strict)
     return model.to(device).eval()
 
 
-def save_checkpoint(model, directory, config_updates: dict | None = None) -> None:
+def save_checkpoint(model: nn.Module, directory: PathLike, config_updates: dict | None = None) -> None:
     """Write directory/config.json and directory/model.safetensors, under the checkpoint's names."""
     names = type(model).checkpoint_names
     directory = Path(directory)

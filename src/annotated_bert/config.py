@@ -35,7 +35,7 @@ class BertConfig:
     # Not compared: two configs are equal when they describe the same model.
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_sizes(self)
         check_settings(self)
 
@@ -51,7 +51,8 @@ class BertConfig:
                    extra={k: v for k, v in values.items() if k not in known})
 
     @classmethod
-    def from_json_file(cls, path) -> "BertConfig":
+    def from_json_file(cls, path: str | Path) -> "BertConfig":
+        """A config read from a config.json file."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def to_dict(self) -> dict:
@@ -60,7 +61,8 @@ class BertConfig:
         extra = values.pop("extra")
         return {**extra, **values, "model_type": "bert"}
 
-    def to_json_file(self, path) -> None:
+    def to_json_file(self, path: str | Path) -> None:
+        """Write the config as a config.json file (sorted keys, as Hugging Face writes it)."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
@@ -70,7 +72,7 @@ class BertConfig:
 SUPPORTED_ACTIVATIONS = ("gelu",)
 
 
-def check_sizes(config) -> None:
+def check_sizes(config: BertConfig) -> None:
     """Every size of a BertConfig a positive integer, and the hidden size a multiple of the heads."""
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                  "intermediate_size", "max_position_embeddings", "type_vocab_size"):
@@ -84,7 +86,7 @@ def check_sizes(config) -> None:
         )
 
 
-def check_settings(config) -> None:
+def check_settings(config: BertConfig) -> None:
     """The rates, epsilon, padding id, activation and position type of a BertConfig."""
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         value = getattr(config, name)

@@ -14,7 +14,7 @@ from annotated_bert.attention import checks_values
 # ---- chapters/04_embeddings.py ------------------------------------------------------
 
 
-def check_ids(name: str, ids, limit: int, limit_name: str):
+def check_ids(name: str, ids: torch.Tensor, limit: int, limit_name: str) -> None:
     """Ids must be a [batch, seq_len] integer tensor with every value in [0, limit).
 
     Raises a ValueError naming the tensor, the offending value and its place, and the limit.
@@ -37,10 +37,7 @@ def check_ids(name: str, ids, limit: int, limit_name: str):
 
 
 class BertEmbeddings(nn.Module):
-    """Dropout(LayerNorm(token[input_ids] + segment[token_type_ids] + position[0..T-1])).
-
-    forward(input_ids [B, T], token_type_ids [B, T] or None (all sentence A)) -> [B, T, hidden_size]
-    """
+    """Dropout(LayerNorm(token[input_ids] + segment[token_type_ids] + position[0..T-1]))."""
 
     def __init__(self, vocab_size: int, hidden_size: int, max_position_embeddings: int = 512,
                  type_vocab_size: int = 2, dropout: float = 0.1, layer_norm_eps: float = 1e-12,
@@ -52,7 +49,8 @@ class BertEmbeddings(nn.Module):
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, input_ids, token_type_ids=None):
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids [B, T], token_type_ids [B, T] or None (all sentence A) -> embeddings [B, T, hidden_size]."""
         check_ids("input_ids", input_ids, self.token.num_embeddings, "vocab_size")
         seq_len, max_len = input_ids.size(1), self.position.num_embeddings
         if seq_len > max_len:
@@ -73,7 +71,7 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.layer_norm(summed))                                     # (B, T, H)
 
 
-def sinusoidal_positions(num_positions: int, hidden_size: int):
+def sinusoidal_positions(num_positions: int, hidden_size: int) -> torch.Tensor:
     """The fixed encoding of "Attention Is All You Need", [num_positions, hidden_size] (BERT learns its own).
 
     PE[pos, 2i] = sin(pos / 10000^(2i/H)) and PE[pos, 2i+1] = cos(pos / 10000^(2i/H)); an odd H ends on a sine.

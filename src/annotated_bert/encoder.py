@@ -16,7 +16,7 @@ from annotated_bert.attention import MultiHeadAttention
 # ---- chapters/03_encoder.py ---------------------------------------------------------
 
 
-def gelu(x):
+def gelu(x: torch.Tensor) -> torch.Tensor:
     """GELU in its exact form, x·Φ(x), with Φ the standard normal CDF written through erf.
 
     This is Hugging Face's "gelu" and PyTorch's F.gelu (approximate="none"); the tanh approximation
@@ -36,7 +36,8 @@ class FeedForward(nn.Module):
         self.expand = nn.Linear(hidden_size, intermediate_size)
         self.contract = nn.Linear(intermediate_size, hidden_size)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """hidden_states [B, T, H] (or [..., H]) -> [B, T, H], each position transformed on its own."""
         if hidden_states.size(-1) != self.expand.in_features:
             raise ValueError(
                 f"FeedForward expects a last dimension of hidden_size={self.expand.in_features}; "
@@ -46,7 +47,7 @@ class FeedForward(nn.Module):
         return self.contract(inner)                  # (B, T, H)
 
 
-def check_hidden_states(hidden_states, hidden_size: int, where: str):
+def check_hidden_states(hidden_states: torch.Tensor, hidden_size: int, where: str) -> None:
     """Raise a ValueError that names the shapes unless hidden_states is [batch, seq_len, hidden_size]."""
     if hidden_states.dim() != 3 or hidden_states.size(-1) != hidden_size:
         raise ValueError(
@@ -60,10 +61,6 @@ class EncoderLayer(nn.Module):
 
         a = LayerNorm(x + Dropout(SelfAttention(x)))
         y = LayerNorm(a + Dropout(FeedForward(a)))
-
-    forward(hidden_states [B, T, H], mask=None, output_attentions=False)
-    -> (hidden_states [B, T, H], attention_probs [B, heads, T, T] or None).
-    `mask` is a bool tensor broadcastable to [B, heads, T, T], True where a query may attend to a key.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, dropout: float = 0.1,
@@ -78,7 +75,10 @@ class EncoderLayer(nn.Module):
         # One module serves both residual branches: dropout has no parameters.
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, hidden_states, mask=None, output_attentions: bool = False):
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states [B, T, H]; mask: bool, broadcastable to [B, heads, T, T], True where a query may attend
+        to a key. Returns hidden_states [B, T, H] and attention_probs [B, heads, T, T] (or None)."""
         check_hidden_states(hidden_states, self.hidden_size, "EncoderLayer")
         attended, attention_probs = self.attention(hidden_states, mask, output_attentions)  # (B, T, H)
         hidden_states = self.attention_norm(hidden_states + self.dropout(attended))          # (B, T, H)
@@ -89,17 +89,15 @@ class EncoderLayer(nn.Module):
 
 @dataclass
 class EncoderOutput:
+    """What Encoder.forward returns."""
+
     last_hidden_state: torch.Tensor                 # (B, T, H)
     hidden_states: tuple | None = None              # the input and each layer's output, when asked
     attentions: tuple | None = None                 # one (B, heads, T, T) per layer, when asked
 
 
 class Encoder(nn.Module):
-    """A stack of `num_layers` encoder layers.
-
-    forward(hidden_states [B, T, H], mask=None, output_attentions=False, output_hidden_states=False)
-    -> EncoderOutput. `mask` is a bool tensor broadcastable to [B, heads, T, T] (key_padding_mask makes one).
-    """
+    """A stack of `num_layers` encoder layers, all sharing one mask."""
 
     def __init__(self, num_layers: int, hidden_size: int, num_heads: int, intermediate_size: int,
                  dropout: float = 0.1, attention_dropout: float = 0.1, layer_norm_eps: float = 1e-12):
@@ -110,8 +108,10 @@ class Encoder(nn.Module):
             for _ in range(num_layers)
         )
 
-    def forward(self, hidden_states, mask=None, output_attentions: bool = False,
-                output_hidden_states: bool = False) -> EncoderOutput:
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None,
+                output_attentions: bool = False, output_hidden_states: bool = False) -> EncoderOutput:
+        """hidden_states [B, T, H]; mask: bool, broadcastable to [B, heads, T, T] (key_padding_mask makes one).
+        Returns an EncoderOutput: last_hidden_state [B, T, H], and each layer's states and maps when asked."""
         check_hidden_states(hidden_states, self.hidden_size, "Encoder")
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from annotated_bert.attention import key_padding_mask
-from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
+from annotated_bert.checkpoints import Device, PathLike, load_checkpoint, save_checkpoint
 from annotated_bert.config import BertConfig
 from annotated_bert.embeddings import BertEmbeddings
 from annotated_bert.encoder import Encoder
@@ -20,21 +20,21 @@ from annotated_bert.pretrained import BERT_NAMES
 
 
 class BertPooler(nn.Module):
-    """tanh(Linear(h[CLS])): one vector for the whole sequence, trained by next-sentence prediction.
-
-    forward(hidden_states [B, T, H]) -> [B, H]
-    """
+    """tanh(Linear(h[CLS])): one vector for the whole sequence, trained by next-sentence prediction."""
 
     def __init__(self, hidden_size: int):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """hidden_states [B, T, H] -> pooled [B, H], from position 0 ([CLS])."""
         return torch.tanh(self.dense(hidden_states[:, 0]))  # (B, H): position 0 is [CLS]
 
 
 @dataclass
 class BertModelOutput:
+    """What BertModel.forward returns, under Hugging Face's field names."""
+
     last_hidden_state: torch.Tensor          # (B, T, H)
     pooler_output: torch.Tensor              # (B, H)
     hidden_states: tuple | None = None       # embeddings' output and each layer's, L + 1 of (B, T, H), when asked
@@ -60,11 +60,7 @@ def init_bert_weights(module: nn.Module, initializer_range: float = 0.02) -> Non
 
 
 class BertModel(nn.Module):
-    """Embeddings -> encoder stack -> pooler.
-
-    forward(input_ids [B, T], token_type_ids [B, T] or None, attention_mask [B, T] of 1/0 or None,
-    output_attentions=False, output_hidden_states=False) -> BertModelOutput
-    """
+    """Embeddings -> encoder stack -> pooler, built from one BertConfig."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -83,8 +79,12 @@ class BertModel(nn.Module):
     def _init_weights(self, module):
         init_bert_weights(module, self.config.initializer_range)
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, output_attentions: bool = False,
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False,
                 output_hidden_states: bool = False) -> BertModelOutput:
+        """input_ids [B, T]; token_type_ids [B, T] or None (all segment 0); attention_mask [B, T] of 1/0 or None
+        (no padding). Returns a BertModelOutput: last_hidden_state [B, T, H], pooler_output [B, H], and when
+        asked hidden_states (L + 1 of [B, T, H]) and attentions (L of [B, heads, T, T])."""
         hidden_states = self.embeddings(input_ids, token_type_ids)  # (B, T, H); checks the ids
         mask = None
         if attention_mask is not None:
@@ -105,13 +105,13 @@ class BertModel(nn.Module):
     checkpoint_names = BERT_NAMES
 
     @classmethod
-    def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertModel":
+    def from_pretrained(cls, directory: PathLike, device: Device = "cpu", strict: bool = True) -> "BertModel":
         """Load a Hugging Face BERT directory (config.json + model.safetensors or pytorch_model.bin).
 
         Returns the model on `device`, in eval mode. Strict: a missing or unexpected tensor is an error.
         """
         return load_checkpoint(cls, directory, device=device, strict=strict)
 
-    def save_pretrained(self, directory) -> None:
+    def save_pretrained(self, directory: PathLike) -> None:
         """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
         save_checkpoint(self, directory)

@@ -6,22 +6,58 @@
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import torch
 
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
 from annotated_bert.evaluation import held_out_report
+from annotated_bert.tokenization import BOOK_VOCABULARY
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig
-from annotated_bert.training import TrainingConfig, init_process, pretrain, write_checkpoint
+from annotated_bert.training import RESUME_FILE, TrainingConfig
+from annotated_bert.training import init_process, pretrain, write_checkpoint
 
 
 # ---- chapters/A3_training_at_scale.py -----------------------------------------------
 
 
+CONFIG_HELP = {
+    "hidden_size": "width of every token's vector",
+    "num_hidden_layers": "encoder layers",
+    "num_attention_heads": "attention heads per layer (they share hidden_size)",
+    "intermediate_size": "width of each layer's feed-forward block",
+    "dropout": "dropout on hidden states and attention probabilities (BERT: 0.1)",
+    "max_seq_len": "tokens per pair, [CLS] and [SEP] included (BERT: 128 for the first 90%% of its steps)",
+    "long_seq_len": "tokens per pair in the last --long-fraction of the steps (BERT: 512)",
+    "long_fraction": "share of the steps, at the end, at --long-seq-len (0: one length throughout)",
+    "short_seq_prob": "probability that a pair is cut shorter than the length, so short inputs are seen too",
+    "masked_lm_prob": "share of ordinary tokens the masked LM predicts (80%% [MASK], 10%% random, 10%% kept)",
+    "max_predictions": "at most this many predicted tokens per pair",
+    "whole_word": "mask every piece of a word together",
+    "steps": "optimizer steps",
+    "batch_size": "pairs per optimizer step, over every process and micro-batch",
+    "grad_accumulation": "micro-batches per step and process",
+    "learning_rate": "AdamW's peak learning rate, after warmup (then a linear decay to 0)",
+    "warmup_fraction": "share of the steps spent warming the learning rate up from 0",
+    "weight_decay": "AdamW's weight decay (biases and LayerNorm parameters are not decayed)",
+    "max_grad_norm": "clip the gradients to this global norm",
+    "adam_betas": "AdamW's beta1 and beta2",
+    "adam_epsilon": "AdamW's epsilon",
+    "unigram_mlm_bias": "start the MLM output bias at the training tokens' log unigram frequencies",
+    "next_sentence": "train next-sentence prediction too (--no-next-sentence: the masked LM alone)",
+    "bf16": "compute the forward pass in bfloat16 (autocast)",
+    "seed": "seed of the initialization, the pairs, the masking and dropout",
+    "log_every": "log the training loss every this many steps",
+    "eval_every": "evaluate on held-out pairs every this many steps (0: only at the end)",
+    "eval_pairs": "held-out pairs per evaluation",
+    "checkpoint_every": "save the resume state every this many steps, a multiple of --log-every (0: only at the end)",
+}
+
+
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m annotated_bert.pretrain",
+        prog="python -m annotated_bert.pretrain", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Pretrain a small BERT (masked LM + next sentence) from scratch. Under "
                     "`torchrun --nproc_per_node=N` it trains on N processes with DistributedDataParallel.")
     parser.add_argument("--corpus", default="shakespeare",
@@ -29,9 +65,10 @@ def argument_parser() -> argparse.ArgumentParser:
                              "per line and a blank line between documents (its last 5%% of documents, at least 2, held out)")
     parser.add_argument("--speaker-names", action=argparse.BooleanOptionalAction, default=True,
                         help="with --corpus shakespeare: open each speech with its speaker's name ('Macbeth: ...')")
-    parser.add_argument("--vocab", default="vocab/shakespeare-uncased",
-                        help="a directory with vocab.txt (and tokenizer_config.json)")
-    parser.add_argument("--output-dir", default="checkpoints/bert-shakespeare")
+    parser.add_argument("--vocab", type=Path, default=BOOK_VOCABULARY,
+                        help="a directory with vocab.txt (and tokenizer_config.json), by default the book's own")
+    parser.add_argument("--output-dir", type=Path, default=Path("checkpoints/bert-shakespeare"),
+                        help="where the checkpoint goes (a relative path starts in the working directory)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     parser.add_argument("--resume", action="store_true", help="go on from the output directory's resume state")
@@ -42,11 +79,12 @@ def argument_parser() -> argparse.ArgumentParser:
     for field in fields(TrainingConfig):             # one flag per TrainingConfig field: --hidden-size, --steps, ...
         flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            options = dict(action=argparse.BooleanOptionalAction)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs=len(default), default=default, metavar="X")
+            options = dict(type=float, nargs=len(default), metavar="X")
         else:
-            parser.add_argument(flag, type=type(default), default=default, metavar=type(default).__name__.upper())
+            options = dict(type=type(default), metavar=type(default).__name__.upper())
+        parser.add_argument(flag, default=default, help=CONFIG_HELP.get(field.name, field.name), **options)
     return parser
 
 
@@ -65,13 +103,34 @@ def load_corpus(corpus: str, speaker_names: bool = True):
     return documents[:cut], documents[cut:], {"corpus": str(corpus), "held_out_documents": len(documents) - cut}
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, TrainingConfig]:
+    """The command line read by `parser` and checked; a bad flag exits with a usage error (status 2)."""
+    args = parser.parse_args(argv)
+    try:
+        config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device {args.device}: {error}")
+    if args.threads < 0:
+        parser.error(f"--threads {args.threads}: give 0 (torch's default) or a positive number")
+    if args.resume and not (Path(args.output_dir) / RESUME_FILE).is_file():
+        parser.error(f"--resume: nothing to resume, no {RESUME_FILE} in {args.output_dir}")
+    return args, config
+
+
 def main(argv=None) -> int:
-    args = argument_parser().parse_args(argv)
+    parser = argument_parser()
+    args, config = parse_arguments(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
-    tokenizer = BertTokenizer.from_pretrained(args.vocab)
-    train, held_out, details = load_corpus(args.corpus, args.speaker_names)
+    try:                                            # a vocabulary or corpus that is missing or cannot serve
+        tokenizer = BertTokenizer.from_pretrained(args.vocab)
+        train, held_out, details = load_corpus(args.corpus, args.speaker_names)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     process = init_process(args.device)
     run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
                    progress=not args.quiet, device=args.device)

