@@ -10,7 +10,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py chapters/A[0-9]_*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
-# Each notebook runs in one worker (loadfile), two at a time on this 2-core machine.
+# Each notebook runs in one worker (loadfile), two at a time on this 2-core machine. The longest run first, so
+# that no long notebook starts last and runs alone: the whole suite then ends sooner.
+LONGEST := chapters/09_training.ipynb chapters/06_bert.ipynb chapters/10_using_bert.ipynb chapters/A3_training_at_scale.ipynb
+TEST_ORDER := $(LONGEST) $(filter-out $(LONGEST),$(NOTEBOOKS)) tests
 PYTEST_WORKERS ?= 2
 
 .PHONY: help setup test test-unit test-chapters fresh-install book export sync figures lab bench pretrain card search transfer html test-html clean
@@ -39,7 +42,7 @@ setup: $(VENV)/.installed $(LAB_SETTINGS)  ## create .venv: torch ($(TORCH)), th
 test: setup  ## every check: pairing, package freshness, unit/parity tests, every chapter under strict nbval
 	$(PY) tools/book.py check
 	$(PY) tools/export.py --check
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests $(NOTEBOOKS) \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(TEST_ORDER) \
 	    --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600
 
 test-unit: setup  ## only tests/ (fast)

@@ -74,14 +74,17 @@ CJK_IDEOGRAPH_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), 
 
 
 def is_whitespace(char: str) -> bool:
+    """Space, tab, newline, carriage return, or a Unicode space separator (Zs)."""
     return char in " \t\n\r" or unicodedata.category(char) == "Zs"
 
 
 def is_control(char: str) -> bool:
+    """Any character of a category C* (control, format, unassigned, private use) except tab, newline, CR."""
     return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
 
 
 def is_punctuation(char: str) -> bool:
+    """Unicode punctuation (P*), or any ASCII character that is neither a letter, a digit nor a space."""
     code_point = ord(char)
     if 33 <= code_point <= 47 or 58 <= code_point <= 64 or 91 <= code_point <= 96 or 123 <= code_point <= 126:
         return True                  # every ASCII symbol, even $ + < = > ^ ` | ~ (Unicode calls them symbols)
@@ -89,6 +92,7 @@ def is_punctuation(char: str) -> bool:
 
 
 def is_cjk_ideograph(char: str) -> bool:
+    """A CJK ideograph (in CJK_IDEOGRAPH_RANGES): BERT makes each one a word of its own."""
     return any(low <= ord(char) <= high for low, high in CJK_IDEOGRAPH_RANGES)
 
 
@@ -209,12 +213,12 @@ def basic_tokenize(text: str, do_lower_case: bool = True, never_split=frozenset(
 # each Chinese character is a word.
 
 # %%
-samples = ["O, that this too too solid flesh would melt, Thaw, and resolve itself into a dew!",
-           "Crème brûlée? Déjà vu, naïve Zoë!", "BERT reads 中文 one character at a time.", " \tHeLLo!how  \n Are yoU?  "]
-for sample in samples:
-    print(basic_tokenize(sample))
-    print(basic_tokenize(sample, do_lower_case=False), "\n")
-assert basic_tokenize(samples[-1]) == ["hello", "!", "how", "are", "you", "?"]
+texts = ["O, that this too too solid flesh would melt, Thaw, and resolve itself into a dew!",
+         "Crème brûlée? Déjà vu, naïve Zoë!", "BERT reads 中文 one character at a time.", " \tHeLLo!how  \n Are yoU?  "]
+for text in texts:
+    print(basic_tokenize(text))
+    print(basic_tokenize(text, do_lower_case=False), "\n")
+assert basic_tokenize(texts[-1]) == ["hello", "!", "how", "are", "you", "?"]
 
 # %% [markdown]
 # ## Stage two: WordPiece
@@ -351,11 +355,10 @@ def load_vocab(vocab_file) -> dict[str, int]:
 
 # %%
 #| export: tokenization
-def truncate_pair(ids_a: list, ids_b: list | None, max_tokens: int, strategy: str = "longest_first"):
-    """Cut the ends of ids_a and ids_b so that together they hold at most max_tokens ids.
-
-    strategy "longest_first" trims the longer one (ties: the second); "only_first" / "only_second" trim one.
-    """
+def truncate_pair(ids_a: list, ids_b: list | None, max_tokens: int,
+                  strategy: str = "longest_first") -> tuple[list, list]:
+    """(ids_a, ids_b) with their ends cut so that together they hold at most max_tokens ids: strategy
+    "longest_first" trims the longer one (ties: the second); "only_first" / "only_second" trim one."""
     ids_b = ids_b or []
     excess = len(ids_a) + len(ids_b) - max_tokens
     if excess <= 0:
@@ -371,7 +374,8 @@ def truncate_pair(ids_a: list, ids_b: list | None, max_tokens: int, strategy: st
             raise ValueError(f"truncation={strategy!r} must remove {excess} ids but that sequence has only "
                              f"{len(ids_a) if cut_a else len(ids_b)}; use truncation='longest_first'")
     else:
-        raise ValueError(f"unknown truncation strategy {strategy!r}: use 'longest_first', 'only_first' or 'only_second'")
+        raise ValueError(f"unknown truncation strategy {strategy!r}: "
+                         "use 'longest_first', 'only_first' or 'only_second'")
     return ids_a[: len(ids_a) - cut_a], ids_b[: len(ids_b) - cut_b]
 
 
@@ -411,7 +415,7 @@ class BertTokenizer:
         self._word_cache = functools.lru_cache(maxsize=1 << 18)(self._pieces_and_ids)
 
     @classmethod
-    def from_pretrained(cls, directory):
+    def from_pretrained(cls, directory) -> "BertTokenizer":
         """Load vocab.txt, and do_lower_case / model_max_length from tokenizer_config.json if there is one."""
         directory = Path(directory)
         if not directory.is_dir():
@@ -443,7 +447,7 @@ class BertTokenizer(BertTokenizer):
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "model_max_length": self.model_max_length, "do_basic_tokenize": True,
                   "tokenize_chinese_chars": True, "strip_accents": None, "clean_up_tokenization_spaces": False,
-                  **{name: getattr(self, name) for name in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")}}
+                  **{f"{kind}_token": getattr(self, f"{kind}_token") for kind in ("pad", "unk", "cls", "sep", "mask")}}
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return vocab_path, config_path
 
@@ -452,6 +456,7 @@ class BertTokenizer(BertTokenizer):
 
     @property
     def vocab_size(self) -> int:
+        """The number of tokens in the vocabulary (Hugging Face's name for len(tokenizer))."""
         return len(self)
 
     def __repr__(self):
@@ -495,7 +500,7 @@ class BertTokenizer(BertTokenizer):
     def _ids(self, text: str) -> list[int]:
         return [index for word in self._words(text) for index in self._word_cache(word)[1]]
 
-    def convert_tokens_to_ids(self, tokens) -> list[int]:
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
         """Tokens -> ids; a token not in the vocabulary gets [UNK]'s id."""
         if isinstance(tokens, str):
             return self.vocab.get(tokens, self.unk_token_id)
@@ -511,7 +516,7 @@ import torch
 
 
 class BertTokenizer(BertTokenizer):
-    def convert_ids_to_tokens(self, ids) -> list[str]:
+    def convert_ids_to_tokens(self, ids: int | list[int] | torch.Tensor) -> str | list[str]:
         """Ids (a list, or a tensor) -> tokens; an id outside the vocabulary is an error."""
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
@@ -598,8 +603,8 @@ import torch
 
 
 class BertTokenizer(BertTokenizer):
-    def __call__(self, text, text_pair=None, *, padding=False, truncation=False, max_length=None,
-                 return_tensors=None) -> dict:
+    def __call__(self, text: str | list[str], text_pair: str | list[str] | None = None, *, padding=False,
+                 truncation=False, max_length: int | None = None, return_tensors: str | None = None) -> dict:
         """Text (or a list of texts, a batch) -> {"input_ids", "token_type_ids", "attention_mask"}.
 
         padding: False, True / "longest" (to the longest in the batch) or "max_length".
@@ -638,7 +643,8 @@ import torch
 
 
 class BertTokenizer(BertTokenizer):
-    def decode(self, ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool = False) -> str:
+    def decode(self, ids: list[int] | torch.Tensor, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool = False) -> str:
         """Ids -> text: tokens joined by spaces, each ## piece glued to the one before it.
 
         clean_up_tokenization_spaces=True also removes the space before . , ! ? and around ' (as
@@ -745,7 +751,8 @@ hard_cases = [
     "ctrl\x00a\x01b\x7fc\ufffdd\x85e tab\there\nnew\rline", "zero\u200bwidth\u200cnon\u200djoiner\ufeffbom",
     "a" * 100 + " " + "b" * 101, "3.14159 1,000,000 42nd 2019-05-01", "https://example.com/a?q=1&r=2#top",
     "someone@example.co.uk", "[CLS] [SEP] [MASK] [UNK] [PAD] [mask] x[MASK]y", "[MA\u200bSK]",
-    "\u041f\u0440\u0438\u0432\u0435\u0442 \u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac \u0639\u0631\u0628\u064a \u0939\u093f\u0928\u094d\u0926\u0940",
+    "\u041f\u0440\u0438\u0432\u0435\u0442 \u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac "
+    "\u0639\u0631\u0628\u064a \u0939\u093f\u0928\u094d\u0926\u0940",
     "\u0130stanbul \u00df \ufb01ne", "\u00a0nbsp\u2003em\u3000ideographic line\u2028separator", "", "   \t\n ",
 ]
 ours_tokens, reference_tokens, rust_tokens = ([tokenize(text) for text in hard_cases]
@@ -827,16 +834,16 @@ print(f"200 batches, all equal; (padding, truncation) settings: {dict(sorted(set
 # %%
 from annotated_bert.tokenization import BOOK_VOCABULARY
 book_tokenizer = BertTokenizer.from_pretrained(BOOK_VOCABULARY)
-held_out_lines = ["O, beware, my lord, of jealousy; It is the green-eyed monster which doth mock The meat it feeds on.",
-                  "The quality of mercy is not strain'd, It droppeth as the gentle rain from heaven Upon the place beneath."]
+quotes = ["O, beware, my lord, of jealousy; It is the green-eyed monster which doth mock The meat it feeds on.",
+          "The quality of mercy is not strain'd, It droppeth as the gentle rain from heaven Upon the place beneath."]
 held_out_sentences = [sentence for document in held_out_documents for sentence in document.sentences]
 held_out_words = sum(len(sentence.split()) for sentence in held_out_sentences)            # words between spaces
 for name, vocabulary in [("book", book_tokenizer), ("MiniLM", tokenizer)]:
-    for held_out_line in held_out_lines:
-        print(f"{name:6} ({len(vocabulary.tokenize(held_out_line))}):", " ".join(vocabulary.tokenize(held_out_line)))
+    for quote in quotes:
+        print(f"{name:6} ({len(vocabulary.tokenize(quote))}):", " ".join(vocabulary.tokenize(quote)))
     pieces = sum(len(vocabulary.tokenize(sentence)) for sentence in held_out_sentences)
     print(f"{name:6} ({len(vocabulary):,} entries): {pieces / held_out_words:.3f} tokens per held-out word")
-assert ReferenceTokenizer.from_pretrained(BOOK_VOCABULARY).tokenize(held_out_lines[0]) == book_tokenizer.tokenize(held_out_lines[0])
+assert ReferenceTokenizer.from_pretrained(BOOK_VOCABULARY).tokenize(quotes[0]) == book_tokenizer.tokenize(quotes[0])
 
 # %% [markdown]
 # ## What we built

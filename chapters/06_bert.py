@@ -420,7 +420,8 @@ def bert_parameter_count(config: BertConfig) -> int:
 for name, config, model in (("BERT-base", BertConfig(), bert_base_meta),
                             ("all-MiniLM-L6-v2", minilm_config, minilm_meta)):
     assert bert_parameter_count(config) == count(model)
-    print(f"{name:17} {count(model):>12,} parameters; the token table alone: {config.vocab_size * config.hidden_size / count(model):.0%}")
+    print(f"{name:17} {count(model):>12,} parameters; the token table alone: "
+          f"{config.vocab_size * config.hidden_size / count(model):.0%}")
 assert count(bert_base_meta) == 109_482_240
 base = parameter_breakdown(bert_base_meta)
 print(f"BERT-base: the encoder holds {base['encoder (all layers)'] / base['total']:.0%} of the parameters; "
@@ -718,7 +719,8 @@ def sentence_embeddings(model, tokenizer, sentences):
 # %%
 quotations = [
     ("To be, or not to be, that is the question.", "Should I go on living or end it all? That is what I must decide."),
-    ("All the world's a stage, and all the men and women merely players.", "Life is like a play, and every person is only an actor in it."),
+    ("All the world's a stage, and all the men and women merely players.",
+     "Life is like a play, and every person is only an actor in it."),
     ("The course of true love never did run smooth.", "Real love is never easy."),
     ("If music be the food of love, play on.", "If music feeds love, keep the band playing."),
     ("Friends, Romans, countrymen, lend me your ears.", "Everyone, please listen to what I have to say."),

@@ -106,27 +106,31 @@ from dataclasses import asdict, fields
 class TrainingConfig(TrainingConfig):
     @property
     def warmup_steps(self) -> int:
+        """The steps over which the learning rate climbs to its peak."""
         return math.floor(self.warmup_fraction * self.steps)
 
     @property
-    def long_steps(self) -> int:                   # the last steps, at long_seq_len
+    def long_steps(self) -> int:
+        """The last steps, at long_seq_len."""
         return math.floor(self.long_fraction * self.steps)
 
     @property
-    def long_batch_size(self) -> int:              # pairs per long step: as many tokens as a short step
+    def long_batch_size(self) -> int:
+        """Pairs per long step: as many tokens as a short step."""
         return self.batch_size * self.max_seq_len // self.long_seq_len
 
     @property
-    def positions(self) -> int:                    # the longest sequence: max_position_embeddings, held-out length
+    def positions(self) -> int:
+        """The longest sequence of the run: the model's max_position_embeddings, the held-out pairs' length."""
         return self.long_seq_len if self.long_steps else self.max_seq_len
 
     def to_dict(self) -> dict:
-        values = asdict(self)
-        values["adam_betas"] = list(self.adam_betas)
-        return values
+        """The fields as a JSON-ready dict (adam_betas a list), the form saved beside a checkpoint."""
+        return {**asdict(self), "adam_betas": list(self.adam_betas)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingConfig":
+        """The configuration that to_dict wrote; an unknown key is an error that lists the known ones."""
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -205,7 +209,8 @@ def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def make_optimizer(model: nn.Module, config: TrainingConfig):
+def make_optimizer(model: nn.Module,
+                   config: TrainingConfig) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW with BERT's weight-decay groups, and a LambdaLR for linear warmup then linear decay."""
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate,
                                   betas=config.adam_betas, eps=config.adam_epsilon)
@@ -296,6 +301,7 @@ class PairBatches(PairBatches):
         return "long pairs", config.long_seq_len, config.long_batch_size, step - first_long
 
     def epoch_dataset(self, epoch: int, phase: str = "pairs") -> PretrainingDataset:
+        """The pairs of epoch `epoch` of `phase`, made and masked afresh (the last epoch asked for is kept)."""
         if (phase, epoch) != self._epoch:
             config = self.config
             seq_len, batch_size = ((config.max_seq_len, config.batch_size) if phase == "pairs"
@@ -314,6 +320,7 @@ class PairBatches(PairBatches):
         return self._dataset
 
     def steps_in_epoch(self, epoch: int, phase: str = "pairs") -> int:
+        """How many whole steps epoch `epoch` of `phase` holds."""
         if (phase, epoch) not in self._steps_in_epoch:
             self.epoch_dataset(epoch, phase)
         return self._steps_in_epoch[phase, epoch]
@@ -367,10 +374,10 @@ print(f"{train_tokens:,} WordPieces in the training plays; {pairs_in_epoch} pair
 #| export: training
 from dataclasses import replace
 
-from annotated_bert.data import MASK, masking_candidates, num_to_predict
+from annotated_bert.data import MASK, TrainingInstance, masking_candidates, num_to_predict
 
 
-def mask_for_evaluation(pair, rng, masked_lm_prob: float = 0.15, max_predictions: int = 20):
+def mask_for_evaluation(pair, rng, masked_lm_prob: float = 0.15, max_predictions: int = 20) -> TrainingInstance:
     """Hide ~15% of the ordinary tokens of an unmasked pair, every one of them with [MASK] (no 10/10 rule)."""
     positions = [group[0] for group in masking_candidates(pair.tokens)]
     rng.shuffle(positions)
@@ -396,7 +403,7 @@ def evaluation_batches(documents, tokenizer, config: TrainingConfig, batch_size:
 # %%
 #| export: training
 @torch.no_grad()
-def evaluate(model: BertForPreTraining, batches) -> dict:
+def evaluate(model: BertForPreTraining, batches: list[dict[str, torch.Tensor]]) -> dict:
     """Top-1 masked-token accuracy and next-sentence accuracy over `batches`, in eval mode."""
     was_training = model.training
     model.eval()
@@ -434,7 +441,7 @@ def token_counts(documents) -> Counter:
                    if is_ordinary_token(token))
 
 
-def most_frequent_token_accuracy(counts: Counter, batches, tokenizer) -> tuple[str, float]:
+def most_frequent_token_accuracy(counts: Counter, batches: list[dict], tokenizer) -> tuple[str, float]:
     """The baseline: always predict the most frequent training token; its accuracy on `batches`."""
     token = counts.most_common(1)[0][0]
     token_id = tokenizer.vocab[token]
@@ -443,7 +450,7 @@ def most_frequent_token_accuracy(counts: Counter, batches, tokenizer) -> tuple[s
     return token, (labels == token_id).float().mean().item()
 
 
-def majority_label_accuracy(batches) -> float:
+def majority_label_accuracy(batches: list[dict[str, torch.Tensor]]) -> float:
     """The next-sentence baseline: always guess the more common label of `batches`."""
     labels = torch.cat([batch["next_sentence_labels"] for batch in batches]).float()
     return max(labels.mean().item(), 1 - labels.mean().item())
@@ -508,7 +515,7 @@ def band_table(predictions_by_name: dict) -> pd.DataFrame:
     """Accuracy of each guesser, in all and per frequency band, with the number of masked tokens per band."""
     results = {name: accuracy_by_band(predictions, eval_batches, tokenizer, train_counts)
                for name, predictions in predictions_by_name.items()}
-    table = pd.DataFrame({name: {band: r["accuracy"] for band, r in result.items()} for name, result in results.items()})
+    table = pd.DataFrame({name: {band: r["accuracy"] for band, r in bands.items()} for name, bands in results.items()})
     table["masked tokens"] = {band: r["tokens"] for band, r in next(iter(results.values())).items()}
     return table
 
@@ -535,7 +542,7 @@ band_table({f"always {baseline_token!r}": most_frequent_predictions, "count tabl
 import torch.nn.functional as F
 
 
-def step_loss_sums(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+def step_loss_sums(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed (not averaged) MLM and NSP cross-entropy of one micro-batch."""
     output = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
                    masked_positions=batch["masked_positions"])
@@ -546,7 +553,7 @@ def step_loss_sums(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return mlm_sum, nsp_sum
 
 
-def step_counts(micro_batches, process) -> torch.Tensor:
+def step_counts(micro_batches: list[dict[str, torch.Tensor]], process: "Process") -> torch.Tensor:
     """(M, N): the masked tokens and the pairs of the whole step, over every micro-batch and process."""
     counts = torch.tensor([[float((batch["masked_labels"] != -100).sum()), float(len(batch["input_ids"]))]
                            for batch in micro_batches], device=process.device).sum(0)
@@ -622,6 +629,7 @@ assert max(abs(a - b) for a, b in zip(whole_batch, accumulated)) < 1e-5
 #| export: training
 @dataclass
 class TrainingRun:
+    """What pretrain returns: the trained model (out of any DDP wrapper), the log, the final held-out scores."""
     model: BertForPreTraining
     log: list
     metrics: dict
@@ -785,8 +793,9 @@ plt.show()
 book_metrics = evaluate(book_model, eval_batches)
 for name in ("mlm_accuracy", "nsp_accuracy"):
     assert abs(book_metrics[name] - record["metrics"][name]) < 1e-9, name
-masked_lm_table = band_table({"the book's BERT": masked_lm_predictions(book_model, eval_batches),
-                              "count table": table_predictions, f"always {baseline_token!r}": most_frequent_predictions})
+book_predictions = masked_lm_predictions(book_model, eval_batches)
+masked_lm_table = band_table({"the book's BERT": book_predictions, "count table": table_predictions,
+                              f"always {baseline_token!r}": most_frequent_predictions})
 masked_lm_table.round(3)
 
 # %%
@@ -872,7 +881,7 @@ from annotated_bert.evaluation import masked_copies
 
 
 @torch.no_grad()
-def pseudo_log_likelihood(model, tokenizer, text, batch_size: int = 32):
+def pseudo_log_likelihood(model, tokenizer, text: str | list[str], batch_size: int = 32) -> float | list[float]:
     """The sum over the WordPieces of `text` of each one's log-probability with it hidden: a float for a str, floats
     for a list of str (scored `batch_size` texts at a time, texts of like length together, so little is padding)."""
     texts = [text] if isinstance(text, str) else list(text)
@@ -900,8 +909,8 @@ def pseudo_log_likelihood(model, tokenizer, text, batch_size: int = 32):
 
 # %%
 line, swapped = "To be, or not to be: that is the question.", "To be, or not be to: that is the question."
-print({text: round(score, 2) for text, score in zip((line, swapped),
-                                                    pseudo_log_likelihood(book_model, book_tokenizer, [line, swapped]))})
+line_scores = pseudo_log_likelihood(book_model, book_tokenizer, [line, swapped])
+print({text: round(score, 2) for text, score in zip((line, swapped), line_scores)})
 
 # %% [markdown]
 # The linguists' way to use such a score is the **minimal pair** (as in BLiMP, Warstadt et al. 2020): two sentences
@@ -937,8 +946,8 @@ from annotated_bert.evaluation import WordBigramModel, minimal_pair_scorers
 
 word_bigrams = WordBigramModel(sentence for scene in train_scenes for sentence in scene.sentences)
 scorers = minimal_pair_scorers(book_model, book_tokenizer, word_bigrams)
-minimal_pairs_table = pd.DataFrame({name: {probe: minimal_pair_accuracy(score, pairs) for probe, pairs in probes.items()}
-                                    for name, score in scorers.items()})
+minimal_pairs_table = pd.DataFrame({name: {probe: minimal_pair_accuracy(score, pairs)
+                                           for probe, pairs in probes.items()} for name, score in scorers.items()})
 minimal_pairs_table = minimal_pairs_table.rename(columns={"model": "the book's BERT (PLL)"})
 minimal_pairs_table.round(3)
 
@@ -988,10 +997,10 @@ def overlap_yardstick(train_pairs, held_out_pairs, idf) -> dict[str, float]:
     """Held-out accuracy, in all and per kind, of a logistic regression on overlap_features; pairs: (kind, pair)."""
     regression = LogisticRegression(max_iter=2000).fit([overlap_features(pair, idf) for _, pair in train_pairs],
                                                         [pair.is_random_next for _, pair in train_pairs])
-    right = regression.predict([overlap_features(pair, idf) for _, pair in held_out_pairs]) == \
-        [pair.is_random_next for _, pair in held_out_pairs]
+    predicted = regression.predict([overlap_features(pair, idf) for _, pair in held_out_pairs])
+    right = pd.Series(predicted == [pair.is_random_next for _, pair in held_out_pairs])
     kinds = pd.Series([kind for kind, _ in held_out_pairs])
-    return {"all": float(right.mean()), **{kind: float(right[(kinds == kind).to_numpy()].mean()) for kind in kinds.unique()}}
+    return {"all": float(right.mean()), **{kind: float(right[kinds == kind].mean()) for kind in kinds.unique()}}
 
 # %% [markdown]
 # On BERT's pairs (the run's held-out pairs, unmasked), with the speakers' names and without:
@@ -1038,7 +1047,8 @@ train_segments = segment_pairs(train_scenes, book_tokenizer, max_seq_len=book_co
 next_sentence_table = pd.DataFrame({
     "the book's BERT": next_sentence_accuracy(book_model, book_tokenizer, held_out_segments),
     "overlap yardstick": overlap_yardstick(train_segments, held_out_segments, sentence_idf(tokenized_train))})
-next_sentence_table.loc["BERT's pairs (the run's evaluation)"] = [book_metrics["nsp_accuracy"], yardstick["with speaker names"]]
+next_sentence_table.loc["BERT's pairs (the run's evaluation)"] = [book_metrics["nsp_accuracy"],
+                                                                   yardstick["with speaker names"]]
 next_sentence_table.round(3)
 
 # %% [markdown]
@@ -1063,8 +1073,8 @@ pd.DataFrame.from_dict({"masked LM + next sentence (the book's)": report_row(rec
 
 # %%
 ablation_gain = report_row(mlm_only["report"])["masked LM"] - report_row(record["report"])["masked LM"]
-print(f"without next sentence: masked LM {ablation_gain:+.3f}, word order "
-      f"{mlm_only['report']['minimal_pairs']['word order']['model'] - record['report']['minimal_pairs']['word order']['model']:+.3f}")
+word_order_gain = report_row(mlm_only["report"])["word order"] - report_row(record["report"])["word order"]
+print(f"without next sentence: masked LM {ablation_gain:+.3f}, word order {word_order_gain:+.3f}")
 assert ablation_gain > 0.01
 
 # %% [markdown]

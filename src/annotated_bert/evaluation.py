@@ -17,6 +17,7 @@ from annotated_bert.data import is_ordinary_token
 from annotated_bert.data import CLS, SEP, TrainingInstance, truncate_seq_pair
 from annotated_bert.data import collate_pretraining_batch
 from annotated_bert.data import tokenize_documents
+from annotated_bert.pretraining import BertForPreTraining
 from annotated_bert.tokenization import basic_tokenize
 from annotated_bert.training import TrainingConfig, evaluate, evaluation_batches, token_counts
 
@@ -25,7 +26,7 @@ from annotated_bert.training import TrainingConfig, evaluate, evaluation_batches
 
 
 @torch.no_grad()
-def pseudo_log_likelihood(model, tokenizer, text, batch_size: int = 32):
+def pseudo_log_likelihood(model, tokenizer, text: str | list[str], batch_size: int = 32) -> float | list[float]:
     """The sum over the WordPieces of `text` of each one's log-probability with it hidden: a float for a str, floats
     for a list of str (scored `batch_size` texts at a time, texts of like length together, so little is padding)."""
     texts = [text] if isinstance(text, str) else list(text)
@@ -89,7 +90,7 @@ class NeighbourCountTable:
         return (self.around.get((left, right)) or self.after.get(left) or self.before.get(right)
                 or self.most_frequent)
 
-    def predict(self, batch: dict, tokenizer) -> torch.Tensor:
+    def predict(self, batch: dict[str, torch.Tensor], tokenizer) -> torch.Tensor:
         """Guessed token ids at a batch's masked positions, (B, P), from the tokens the batch shows."""
         guesses = torch.zeros_like(batch["masked_positions"])                         # (B, P)
         for row, (ids, positions) in enumerate(zip(batch["input_ids"], batch["masked_positions"])):
@@ -100,7 +101,7 @@ class NeighbourCountTable:
 
 
 @torch.no_grad()
-def masked_lm_predictions(model, batches) -> list[torch.Tensor]:
+def masked_lm_predictions(model: BertForPreTraining, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
     """The model's top-1 token id at each masked position of each batch, (B, P) per batch, in eval mode."""
     was_training = model.training
     model.eval()
@@ -114,7 +115,8 @@ def masked_lm_predictions(model, batches) -> list[torch.Tensor]:
 FREQUENCY_BANDS = {"frequent": 100, "mid": 1000, "rare": None}   # by rank: the top 100, the next 900, the rest
 
 
-def accuracy_by_band(predictions, batches, tokenizer, counts: Counter) -> dict[str, dict]:
+def accuracy_by_band(predictions: list[torch.Tensor], batches: list[dict[str, torch.Tensor]], tokenizer,
+                     counts: Counter) -> dict[str, dict]:
     """Top-1 accuracy over all masked tokens and per frequency band of the hidden token: {"all" | band: {"accuracy",
     "tokens"}}."""
     rank = {token: index for index, (token, _) in enumerate(counts.most_common())}
@@ -213,6 +215,7 @@ class WordBigramModel:
         self.total, self.types, self.discount = sum(self.unigrams.values()), len(self.unigrams) + 1, discount
 
     def unigram_log_prob(self, word: str) -> float:
+        """log P(word) from the add-one word frequencies (an unseen word gets the one)."""
         return math.log((self.unigrams[word] + 1) / (self.total + self.types))
 
     def log_prob(self, sentence: str) -> float:
@@ -251,7 +254,8 @@ def segment_pairs(documents, tokenizer, sentences: int = 3, max_seq_len: int = 1
     for index in usable:
         for start in range(0, len(tokenized[index]) - 2 * sentences + 1, 2 * sentences):
             kind = rng.choice(["next", "next", "same play", "other play"])
-            others = [other for other in usable if other != index and (plays[other] == plays[index]) == (kind == "same play")]
+            others = [other for other in usable
+                      if other != index and (plays[other] == plays[index]) == (kind == "same play")]
             if kind == "next" or not others:
                 kind, b = "next", tokenized[index][start + sentences:start + 2 * sentences]
             else:
@@ -262,7 +266,8 @@ def segment_pairs(documents, tokenizer, sentences: int = 3, max_seq_len: int = 1
             tokens_b = [token for sentence in b for token in sentence]
             truncate_seq_pair(tokens_a, tokens_b, max_seq_len - 3, rng)
             pairs.append((kind, TrainingInstance((CLS, *tokens_a, SEP, *tokens_b, SEP),
-                                                 (0,) * (len(tokens_a) + 2) + (1,) * (len(tokens_b) + 1), kind != "next")))
+                                                 (0,) * (len(tokens_a) + 2) + (1,) * (len(tokens_b) + 1),
+                                                 kind != "next")))
     return pairs
 
 
@@ -297,13 +302,14 @@ def held_out_report(model, tokenizer, config: TrainingConfig, train_documents, h
     sentences = lambda documents: [s for document in documents for s in getattr(document, "sentences", document)]
     probes = minimal_pair_probes(sentences(held_out_documents), tokenizer, config.positions)
     scorers = minimal_pair_scorers(model, tokenizer, WordBigramModel(sentences(train_documents)))
+    segments = segment_pairs(held_out_documents, tokenizer, max_seq_len=config.positions)
     return {"masked_lm": {name: accuracy_by_band(predicted, batches, tokenizer, counts)
                           for name, predicted in guesses.items()},
             "minimal_pairs": {probe: {"pairs": len(pairs), **{name: minimal_pair_accuracy(score, pairs)
                                                                for name, score in scorers.items()}}
                               for probe, pairs in probes.items() if pairs},
-            "next_sentence": {"bert_pairs": evaluate(model, batches)["nsp_accuracy"], "segments": next_sentence_accuracy(
-                model, tokenizer, segment_pairs(held_out_documents, tokenizer, max_seq_len=config.positions))}}
+            "next_sentence": {"bert_pairs": evaluate(model, batches)["nsp_accuracy"],
+                              "segments": next_sentence_accuracy(model, tokenizer, segments)}}
 
 
 def report_row(report: dict) -> dict:

@@ -27,20 +27,22 @@ from annotated_bert.training import linear_warmup_decay, parameter_groups
 
 @dataclass
 class SequenceClassifierOutput:
+    """What BertForSequenceClassification returns: the logits, and the loss, hidden states and attentions."""
     logits: torch.Tensor                 # (B, num_labels)
     loss: torch.Tensor | None = None     # given labels: mean cross-entropy (mean squared error if num_labels == 1)
     hidden_states: tuple | None = None   # L + 1 of (B, T, H), when asked
     attentions: tuple | None = None      # L of (B, heads, T, T), when asked
 
 
-def check_num_labels(num_labels) -> int:
+def check_num_labels(num_labels: int) -> int:
+    """num_labels itself, if it is a positive integer; else a ValueError that says what it must be."""
     if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
         raise ValueError("num_labels must be a positive integer (1 for a regression score, 2 or more for classes); "
                          f"got {num_labels!r}")
     return num_labels
 
 
-def classification_loss(logits, labels, num_labels: int) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
     """Cross-entropy of [B, num_labels] logits against [B] class indices; mean squared error when num_labels
     is 1 (a regression score)."""
     if labels.shape != (logits.shape[0],):
@@ -78,19 +80,17 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         init_bert_weights(self.classifier, config.initializer_range)
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 output_attentions: bool = False, output_hidden_states: bool = False) -> SequenceClassifierOutput:
+        """input_ids, token_type_ids, attention_mask [B, T], labels [B] -> logits [B, num_labels], loss given labels."""
         encoded = self.bert(input_ids, token_type_ids, attention_mask, output_attentions=output_attentions,
                             output_hidden_states=output_hidden_states)
         logits = self.classifier(self.dropout(encoded.pooler_output))          # (B, num_labels)
-        return SequenceClassifierOutput(
-            logits=logits,
-            loss=None if labels is None else self.loss(logits, labels),
-            hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
-        )
+        return SequenceClassifierOutput(logits=logits, loss=None if labels is None else self.loss(logits, labels),
+                                        hidden_states=encoded.hidden_states, attentions=encoded.attentions)
 
-    def loss(self, logits, labels) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """classification_loss with this model's number of labels."""
         return classification_loss(logits, labels, self.num_labels)
 
@@ -124,11 +124,11 @@ def checkpoint_num_labels(config, checkpoint: dict, directory) -> int:
                      "pass num_labels, the number of classes of your task")
 
 
-def load_classifier_checkpoint(model_class, directory, num_labels=None, device="cpu", strict: bool = True):
+def load_classifier_checkpoint(model_class: type, directory, num_labels: int | None = None, device="cpu",
+                               strict: bool = True) -> "BertForSequenceClassification":
     """model_class(config, num_labels) with the directory's encoder and, if it has one, its classifier."""
     config, checkpoint = read_config(directory), read_checkpoint(directory)
-    if num_labels is None:
-        num_labels = checkpoint_num_labels(config, checkpoint, directory)
+    num_labels = checkpoint_num_labels(config, checkpoint, directory) if num_labels is None else num_labels
     num_labels = check_num_labels(num_labels)
     weight = checkpoint.get("classifier.weight")
     if weight is not None and weight.shape[0] != num_labels:
@@ -154,6 +154,7 @@ FEATURE_POOLINGS = ("cls", "mean")
 
 
 def check_feature_choice(layers: str, pooling: str) -> None:
+    """A ValueError unless layers is one of FEATURE_LAYERS and pooling one of FEATURE_POOLINGS."""
     if layers not in FEATURE_LAYERS:
         raise ValueError(f"layers must be one of {list(FEATURE_LAYERS)}; got {layers!r}")
     if pooling not in FEATURE_POOLINGS:
@@ -166,7 +167,7 @@ def feature_size(config: BertConfig, layers: str = "last") -> int:
     return 4 * config.hidden_size if layers == "concat4" else config.hidden_size
 
 
-def select_layers(hidden_states, layers: str = "last") -> torch.Tensor:
+def select_layers(hidden_states: tuple[torch.Tensor, ...], layers: str = "last") -> torch.Tensor:
     """BertModel's hidden_states (embeddings' output, then each layer's: L + 1 of [B, T, H]) -> [B, T, H or 4H]:
     the last layer, the sum of the last four layers, or their concatenation."""
     check_feature_choice(layers, "cls")
@@ -182,7 +183,8 @@ def select_layers(hidden_states, layers: str = "last") -> torch.Tensor:
     return torch.cat(last_four, dim=-1)                                            # (B, T, 4H)
 
 
-def pool_tokens(token_features, attention_mask=None, pooling: str = "cls") -> torch.Tensor:
+def pool_tokens(token_features: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                pooling: str = "cls") -> torch.Tensor:
     """[B, T, F] -> [B, F]: the vector at [CLS] (position 0), or the mean over the real (non-padding) tokens."""
     check_feature_choice("last", pooling)
     if pooling == "cls":
@@ -196,20 +198,19 @@ def pool_tokens(token_features, attention_mask=None, pooling: str = "cls") -> to
     return (token_features * weights).sum(1) / weights.sum(1).clamp(min=1)         # (B, F)
 
 
-def pool_hidden_states(hidden_states, attention_mask=None, layers: str = "last", pooling: str = "cls"):
+def pool_hidden_states(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None = None,
+                       layers: str = "last", pooling: str = "cls") -> torch.Tensor:
     """One feature vector per sequence from BertModel's hidden_states: [B, H] (or [B, 4H] for concat4)."""
     check_feature_choice(layers, pooling)
     return pool_tokens(select_layers(hidden_states, layers), attention_mask, pooling)
 
 
 @torch.no_grad()
-def extract_features(model, input_ids, attention_mask=None, token_type_ids=None, layers: str = "last",
+def extract_features(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                     token_type_ids: torch.Tensor | None = None, layers: str = "last",
                      pooling: str = "cls") -> torch.Tensor:
-    """Frozen features of a batch: [B, H] (or [B, 4H] for concat4), computed without gradients, in eval mode.
-
-    model: a BertModel, or a model that holds one as `.bert` (its heads are not used). Its train/eval mode is
-    restored afterwards.
-    """
+    """Frozen features of a batch [B, T]: [B, H] (or [B, 4H] for concat4), computed without gradients, in eval
+    mode. model: a BertModel, or a model that holds one as `.bert` (its heads are not used); its mode is restored."""
     check_feature_choice(layers, pooling)
     encoder = getattr(model, "bert", model)
     if not isinstance(encoder, BertModel):
@@ -223,24 +224,24 @@ def extract_features(model, input_ids, attention_mask=None, token_type_ids=None,
     return pool_hidden_states(encoded.hidden_states, attention_mask, layers, pooling)
 
 
-def trimmed(input_ids, attention_mask):
+def trimmed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut a batch's columns after its longest real sequence: padding every row shares costs time, not accuracy."""
     length = max(int(attention_mask.sum(1).max()), 1)
     return input_ids[:, :length], attention_mask[:, :length]                      # (B, T') each
 
 
-def fine_tuning_optimizer(model, learning_rate: float, weight_decay: float, warmup_steps: int, total_steps: int):
-    """AdamW (eps 1e-6) with chapter 9's parameter groups (no weight decay on biases and LayerNorm, as in
-    BERT's code) and its warm-up and linear decay."""
+def fine_tuning_optimizer(model, learning_rate: float, weight_decay: float, warmup_steps: int,
+                          total_steps: int) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (eps 1e-6; no weight decay on biases and LayerNorm) and chapter 9's warm-up and linear decay."""
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=learning_rate, eps=1e-6)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: linear_warmup_decay(step, warmup_steps, total_steps))
     return optimizer, schedule
 
 
-def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_size: int = 16,
-              learning_rate: float = 1e-4, warmup_fraction: float = 0.1, weight_decay: float = 0.01,
-              seed: int = 0, after_epoch=None, progress: bool = False) -> list[float]:
+def fine_tune(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, epochs: int = 2,
+              batch_size: int = 16, learning_rate: float = 1e-4, warmup_fraction: float = 0.1,
+              weight_decay: float = 0.01, seed: int = 0, after_epoch=None, progress: bool = False) -> list[float]:
     """Train every weight of a BertForSequenceClassification on padded [N, T] inputs and [N] labels.
 
     AdamW (eps 1e-6; no weight decay on biases and LayerNorm), chapter 9's linear warm-up then linear decay, a
@@ -274,7 +275,8 @@ def fine_tune(model, input_ids, attention_mask, labels, epochs: int = 2, batch_s
 
 
 @torch.no_grad()
-def predict_logits(model, input_ids, attention_mask, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+def predict_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 64,
+                   progress: bool = False) -> torch.Tensor:
     """The logits of a classifier for padded [N, T] inputs, in batches, in eval mode: [N, num_labels]."""
     model.eval()
     logits = []

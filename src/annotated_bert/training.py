@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from annotated_bert.checkpoints import read_checkpoint, read_config
 from annotated_bert.data import PretrainingDataset, create_instances
 from annotated_bert.data import collate_pretraining_batch
-from annotated_bert.data import MASK, masking_candidates, num_to_predict
+from annotated_bert.data import MASK, TrainingInstance, masking_candidates, num_to_predict
 from annotated_bert.data import is_ordinary_token
 from annotated_bert.data import tokenize_documents
 from annotated_bert.model import BertConfig
@@ -76,27 +76,31 @@ class TrainingConfig:
 
     @property
     def warmup_steps(self) -> int:
+        """The steps over which the learning rate climbs to its peak."""
         return math.floor(self.warmup_fraction * self.steps)
 
     @property
-    def long_steps(self) -> int:                   # the last steps, at long_seq_len
+    def long_steps(self) -> int:
+        """The last steps, at long_seq_len."""
         return math.floor(self.long_fraction * self.steps)
 
     @property
-    def long_batch_size(self) -> int:              # pairs per long step: as many tokens as a short step
+    def long_batch_size(self) -> int:
+        """Pairs per long step: as many tokens as a short step."""
         return self.batch_size * self.max_seq_len // self.long_seq_len
 
     @property
-    def positions(self) -> int:                    # the longest sequence: max_position_embeddings, held-out length
+    def positions(self) -> int:
+        """The longest sequence of the run: the model's max_position_embeddings, the held-out pairs' length."""
         return self.long_seq_len if self.long_steps else self.max_seq_len
 
     def to_dict(self) -> dict:
-        values = asdict(self)
-        values["adam_betas"] = list(self.adam_betas)
-        return values
+        """The fields as a JSON-ready dict (adam_betas a list), the form saved beside a checkpoint."""
+        return {**asdict(self), "adam_betas": list(self.adam_betas)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingConfig":
+        """The configuration that to_dict wrote; an unknown key is an error that lists the known ones."""
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -159,7 +163,8 @@ def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def make_optimizer(model: nn.Module, config: TrainingConfig):
+def make_optimizer(model: nn.Module,
+                   config: TrainingConfig) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW with BERT's weight-decay groups, and a LambdaLR for linear warmup then linear decay."""
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate,
                                   betas=config.adam_betas, eps=config.adam_epsilon)
@@ -195,6 +200,7 @@ class PairBatches:
         return "long pairs", config.long_seq_len, config.long_batch_size, step - first_long
 
     def epoch_dataset(self, epoch: int, phase: str = "pairs") -> PretrainingDataset:
+        """The pairs of epoch `epoch` of `phase`, made and masked afresh (the last epoch asked for is kept)."""
         if (phase, epoch) != self._epoch:
             config = self.config
             seq_len, batch_size = ((config.max_seq_len, config.batch_size) if phase == "pairs"
@@ -213,6 +219,7 @@ class PairBatches:
         return self._dataset
 
     def steps_in_epoch(self, epoch: int, phase: str = "pairs") -> int:
+        """How many whole steps epoch `epoch` of `phase` holds."""
         if (phase, epoch) not in self._steps_in_epoch:
             self.epoch_dataset(epoch, phase)
         return self._steps_in_epoch[phase, epoch]
@@ -231,7 +238,7 @@ class PairBatches:
                 for first in range(start, start + per_process, micro)]
 
 
-def mask_for_evaluation(pair, rng, masked_lm_prob: float = 0.15, max_predictions: int = 20):
+def mask_for_evaluation(pair, rng, masked_lm_prob: float = 0.15, max_predictions: int = 20) -> TrainingInstance:
     """Hide ~15% of the ordinary tokens of an unmasked pair, every one of them with [MASK] (no 10/10 rule)."""
     positions = [group[0] for group in masking_candidates(pair.tokens)]
     rng.shuffle(positions)
@@ -256,7 +263,7 @@ def evaluation_batches(documents, tokenizer, config: TrainingConfig, batch_size:
 
 
 @torch.no_grad()
-def evaluate(model: BertForPreTraining, batches) -> dict:
+def evaluate(model: BertForPreTraining, batches: list[dict[str, torch.Tensor]]) -> dict:
     """Top-1 masked-token accuracy and next-sentence accuracy over `batches`, in eval mode."""
     was_training = model.training
     model.eval()
@@ -281,7 +288,7 @@ def token_counts(documents) -> Counter:
                    if is_ordinary_token(token))
 
 
-def most_frequent_token_accuracy(counts: Counter, batches, tokenizer) -> tuple[str, float]:
+def most_frequent_token_accuracy(counts: Counter, batches: list[dict], tokenizer) -> tuple[str, float]:
     """The baseline: always predict the most frequent training token; its accuracy on `batches`."""
     token = counts.most_common(1)[0][0]
     token_id = tokenizer.vocab[token]
@@ -290,7 +297,7 @@ def most_frequent_token_accuracy(counts: Counter, batches, tokenizer) -> tuple[s
     return token, (labels == token_id).float().mean().item()
 
 
-def majority_label_accuracy(batches) -> float:
+def majority_label_accuracy(batches: list[dict[str, torch.Tensor]]) -> float:
     """The next-sentence baseline: always guess the more common label of `batches`."""
     labels = torch.cat([batch["next_sentence_labels"] for batch in batches]).float()
     return max(labels.mean().item(), 1 - labels.mean().item())
@@ -304,7 +311,7 @@ def unigram_log_probs(counts: Counter, tokenizer, smoothing: float = 1.0) -> tor
     return (frequencies / frequencies.sum()).log()
 
 
-def step_loss_sums(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+def step_loss_sums(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed (not averaged) MLM and NSP cross-entropy of one micro-batch."""
     output = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
                    masked_positions=batch["masked_positions"])
@@ -315,7 +322,7 @@ def step_loss_sums(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return mlm_sum, nsp_sum
 
 
-def step_counts(micro_batches, process) -> torch.Tensor:
+def step_counts(micro_batches: list[dict[str, torch.Tensor]], process: "Process") -> torch.Tensor:
     """(M, N): the masked tokens and the pairs of the whole step, over every micro-batch and process."""
     counts = torch.tensor([[float((batch["masked_labels"] != -100).sum()), float(len(batch["input_ids"]))]
                            for batch in micro_batches], device=process.device).sum(0)
@@ -352,6 +359,7 @@ def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfi
 
 @dataclass
 class TrainingRun:
+    """What pretrain returns: the trained model (out of any DDP wrapper), the log, the final held-out scores."""
     model: BertForPreTraining
     log: list
     metrics: dict
@@ -412,15 +420,18 @@ class Process:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is process 0, the one that logs, evaluates and saves."""
         return self.rank == 0
 
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` summed over every process, in place (one process: `tensor` as it is)."""
         if self.world_size > 1:
             dist.all_reduce(tensor)
         return tensor
 
 
-def unwrap(model) -> BertForPreTraining:
+def unwrap(model: nn.Module) -> BertForPreTraining:
+    """The model inside a DistributedDataParallel wrapper (its `.module`), or the model itself."""
     return model.module if hasattr(model, "module") else model
 
 
@@ -438,7 +449,8 @@ def init_process(device: str = "cpu") -> Process:
     return Process(rank=rank, world_size=world_size, device=device)
 
 
-def prepare_run(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), device: str = "cpu"):
+def prepare_run(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), device: str = "cpu") -> tuple[
+        Process, Counter, nn.Module, torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR, PairBatches, list[dict]]:
     """(process, training token counts, model, optimizer, scheduler, PairBatches, held-out batches) of a run."""
     process = init_process(device)
     tokenized = tokenize_documents(train_documents, tokenizer)
@@ -459,7 +471,7 @@ def log_entry(step: int, window: list[dict], scheduler, started: float) -> dict:
     return {"step": step, "lr": scheduler.get_last_lr()[0], **mean, "seconds": time.perf_counter() - started}
 
 
-def log_evaluation(log: list, step: int, model, batches, device) -> dict:
+def log_evaluation(log: list, step: int, model: nn.Module, batches: list[dict[str, torch.Tensor]], device: str) -> dict:
     """Evaluate the model (inside its DDP wrapper, if any) on held-out batches, and log the scores."""
     batches = [{name: tensor.to(device) for name, tensor in batch.items()} for batch in batches]
     metrics = evaluate(unwrap(model), batches)
@@ -467,7 +479,7 @@ def log_evaluation(log: list, step: int, model, batches, device) -> dict:
     return metrics
 
 
-def with_baselines(metrics: dict, counts: Counter, batches, tokenizer) -> dict:
+def with_baselines(metrics: dict, counts: Counter, batches: list[dict[str, torch.Tensor]], tokenizer) -> dict:
     """The final scores, and beside them the most frequent token's and the more common label's."""
     token, accuracy = most_frequent_token_accuracy(counts, batches, tokenizer)
     return {**metrics, "baseline_token": token, "baseline_mlm_accuracy": accuracy,
@@ -477,7 +489,7 @@ def with_baselines(metrics: dict, counts: Counter, batches, tokenizer) -> dict:
 RESUME_FILE = "resume.pt"
 
 
-def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig):
+def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig) -> None:
     """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step and the log.
     (No RNG state: the data and dropout of step s are seeded by s itself.)"""
     directory = Path(directory)

@@ -113,7 +113,7 @@ class Task:
     test: list[Example]
 
 
-def split_plays(scenes, held_out=HELD_OUT_PLAYS, seed: int = 0):
+def split_plays(scenes, held_out=HELD_OUT_PLAYS, seed: int = 0) -> tuple[list, list, list]:
     """(pool scenes, dev scenes, test scenes): test from the held-out plays, dev from two training plays of
     each genre, the pool from the rest."""
     training_plays = {scene.play for scene in scenes if scene.play not in held_out}
