@@ -74,7 +74,7 @@ lab: setup  ## JupyterLab on the project's environment, opened on the chapters (
 PRETRAIN_ARGS ?=
 SEARCH ?=
 pretrain: setup  ## pretrain the book's small BERT on the training plays (about 30 min on 2 cores) into checkpoints/bert-shakespeare/
-	$(PY) -m annotated_bert.pretrain --output-dir checkpoints/bert-shakespeare $(PRETRAIN_ARGS)
+	$(PY) -m annotated_bert.pretrain --output-dir checkpoints/bert-shakespeare --overwrite $(PRETRAIN_ARGS)
 
 card: setup  ## write the shipped checkpoint's model card and tokenizer_config.json again, from its training.json
 	$(PY) -c "from annotated_bert.training import rewrite_checkpoint_files as rewrite; print(rewrite('checkpoints/bert-shakespeare') or 'unchanged')"

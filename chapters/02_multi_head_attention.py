@@ -494,13 +494,11 @@ chart
 # %% [markdown]
 # ## What we built
 #
-# The package's `attention` module now also holds
-#
-# - `split_heads(x, num_heads)` and `merge_heads(x)`: [B, T, H] to [B, heads, T, d_head] and back;
-# - `MultiHeadAttention(hidden_size, num_heads, dropout=0.0)`, with projections `query`, `key`,
-#   `value`, `output`, whose `forward(hidden_states, mask=None, output_attentions=False)` returns
-#   the output [B, T, H] and, when asked, the attention probabilities [B, heads, T, T]. It matches
-#   our step-by-step computation, PyTorch's fused kernel and `nn.MultiheadAttention` to 1e-6.
+# The package's `attention` module now also holds `split_heads(x, num_heads)` and `merge_heads(x)` ([B, T, H] to
+# [B, heads, T, d_head] and back) and `MultiHeadAttention(hidden_size, num_heads, dropout=0.0)`, with projections
+# `query`, `key`, `value`, `output`, whose `forward(hidden_states, mask=None, output_attentions=False)` returns the
+# output [B, T, H] and, when asked, the attention probabilities [B, heads, T, T]. It matches our step-by-step
+# computation, PyTorch's fused kernel and `nn.MultiheadAttention` to 1e-6.
 #
 # Multi-head attention is half of an encoder layer. Chapter 3 adds the other half, a position-wise
 # feed-forward network, and wraps both in residual connections and layer normalisation to build

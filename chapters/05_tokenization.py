@@ -393,6 +393,8 @@ import json
 import re
 from pathlib import Path
 
+from annotated_bert.tokenization import check_tokenizer_settings, read_tokenizer_config  # in appendix A1
+
 
 class BertTokenizer:
     """BERT's WordPiece tokenizer: basic tokenization, then greedy longest-match-first WordPiece.
@@ -408,8 +410,8 @@ class BertTokenizer:
     def __init__(self, vocab_file, do_lower_case: bool = True, model_max_length: int = 512):
         self.vocab = load_vocab(vocab_file)
         self.ids_to_tokens = list(self.vocab)                    # the ids are 0, 1, 2, ... in file order
-        self.do_lower_case = bool(do_lower_case)
-        self.model_max_length = int(model_max_length)
+        check_tokenizer_settings(do_lower_case, model_max_length)    # bool("false") would be True
+        self.do_lower_case, self.model_max_length = do_lower_case, model_max_length
         self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id = (
             self.vocab[token] for token in SPECIAL_TOKENS)
         self._word_cache = functools.lru_cache(maxsize=1 << 18)(self._pieces_and_ids)
@@ -421,7 +423,7 @@ class BertTokenizer:
         if not directory.is_dir():
             raise FileNotFoundError(f"no tokenizer directory at {directory} (expected vocab.txt in it)")
         config_file = directory / "tokenizer_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        config = read_tokenizer_config(config_file) if config_file.is_file() else {}   # checked, naming the file
         return cls(directory / "vocab.txt", do_lower_case=config.get("do_lower_case", True),
                    model_max_length=config.get("model_max_length", 512))
 
@@ -614,6 +616,8 @@ class BertTokenizer(BertTokenizer):
         padding, truncation = _call_options(padding, truncation, return_tensors)
         if max_length is None and (truncation or padding == "max_length"):
             max_length = self.model_max_length
+        if isinstance(max_length, bool) or not isinstance(max_length, int | None):
+            raise TypeError(f"max_length must be an integer (or None: model_max_length); got {max_length!r}")
         is_batch, texts, pairs = _texts_and_pairs(text, text_pair)
         encoded = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
         for text_a, text_b in zip(texts, pairs):

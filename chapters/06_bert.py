@@ -84,7 +84,7 @@ print(sorted(path.name for path in minilm_dir.iterdir() if not path.name.startsw
 #| export: config
 from dataclasses import dataclass, field
 
-from annotated_bert.config import check_settings, check_sizes  # the checks, written in Appendix A2
+from annotated_bert.config import check_settings, check_sizes, read_config_file  # written in Appendix A2
 
 
 @dataclass
@@ -138,8 +138,8 @@ class BertConfig(BertConfig):
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> "BertConfig":
-        """A config read from a config.json file."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A config read from a config.json file, checked; an error names the file."""
+        return read_config_file(path, cls)
 
     def to_dict(self) -> dict:
         """The config.json's dict: the kept `extra` keys, every field, and model_type "bert"."""
@@ -532,9 +532,10 @@ class BertModel(BertModel):
         """
         return load_checkpoint(cls, directory, device=device, strict=strict)
 
-    def save_pretrained(self, directory: PathLike) -> None:
-        """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
-        save_checkpoint(self, directory)
+    def save_pretrained(self, directory: PathLike, overwrite: bool = False) -> None:
+        """Write config.json + model.safetensors under Hugging Face's names (transformers loads them), atomically;
+        a checkpoint already in `directory` is replaced only with overwrite=True (appendix A2)."""
+        save_checkpoint(self, directory, overwrite=overwrite)
 
 
 # %% [markdown]

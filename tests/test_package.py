@@ -72,8 +72,8 @@ def test_the_vocabulary_default_is_the_packaged_one():
     (["--corpus", "{tmp}/no-such-corpus.txt"], "no-such-corpus.txt"),
 ])
 def test_bad_arguments_end_in_a_usage_error(argv, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([argument.format(tmp=tmp_path) for argument in argv])
+    with pytest.raises(SystemExit) as exit_info:   # an output directory of its own: the default one holds a checkpoint
+        main(["--output-dir", str(tmp_path / "out"), *(argument.format(tmp=tmp_path) for argument in argv)])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "usage: python -m annotated_bert.pretrain" in error and message in error

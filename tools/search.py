@@ -58,7 +58,7 @@ def command(name: str, resume: bool = False) -> list[str]:
     valued = [item for flag, value in flags.items() if value is not None for item in (flag, value)]
     switches = [flag for flag, value in flags.items() if value is None]
     return [sys.executable, "-m", "annotated_bert.pretrain", "--quiet", "--output-dir", str(RUNS / name),
-            *valued, *BASE_SWITCHES, *switches, *(["--resume"] if resume else [])]
+            *valued, *BASE_SWITCHES, *switches, *(["--resume"] if resume else []), "--overwrite"]
 
 
 def keep(name: str) -> Path:

@@ -5,6 +5,7 @@
 
 
 import json
+import math
 from dataclasses import dataclass, field
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -52,8 +53,8 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> "BertConfig":
-        """A config read from a config.json file."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A config read from a config.json file, checked; an error names the file."""
+        return read_config_file(path, cls)
 
     def to_dict(self) -> dict:
         """The config.json's dict: the kept `extra` keys, every field, and model_type "bert"."""
@@ -86,16 +87,25 @@ def check_sizes(config: BertConfig) -> None:
         )
 
 
+def is_number(value) -> bool:
+    """An int or a float, but not a bool (True is an int to Python, never a rate to BERT)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_settings(config: BertConfig) -> None:
     """The rates, epsilon, padding id, activation and position type of a BertConfig."""
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        if not (is_number(value) and 0 <= value < 1):
             raise ValueError(f"BertConfig.{name} is a dropout probability in [0, 1); got {value!r}")
-    if not (isinstance(config.layer_norm_eps, (int, float)) and config.layer_norm_eps > 0):
-        raise ValueError(f"BertConfig.layer_norm_eps must be a positive number; got {config.layer_norm_eps!r}")
-    if not (isinstance(config.initializer_range, (int, float)) and config.initializer_range >= 0):
-        raise ValueError(f"BertConfig.initializer_range must be >= 0; got {config.initializer_range!r}")
+    if not (is_number(config.layer_norm_eps) and 0 < config.layer_norm_eps < math.inf):
+        raise ValueError(f"BertConfig.layer_norm_eps must be a finite number > 0; got {config.layer_norm_eps!r}")
+    if not (is_number(config.initializer_range) and 0 <= config.initializer_range <= 1):
+        raise ValueError(f"BertConfig.initializer_range must be in [0, 1] (BERT's: 0.02); got "
+                         f"{config.initializer_range!r}")
+    if config.pad_token_id is not None and not (isinstance(config.pad_token_id, int) and not
+                                                isinstance(config.pad_token_id, bool)):
+        raise ValueError(f"BertConfig.pad_token_id must be an integer id or None; got {config.pad_token_id!r}")
     if config.pad_token_id is not None and not 0 <= config.pad_token_id < config.vocab_size:
         raise ValueError(f"pad_token_id {config.pad_token_id} is outside the vocabulary [0, {config.vocab_size})")
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -107,3 +117,19 @@ def check_settings(config: BertConfig) -> None:
             f"position_embedding_type {config.position_embedding_type!r} is not supported; only 'absolute' "
             "(learned positions, as BERT) is"
         )
+
+
+def read_config_file(path: str | Path, config_class: type | None = None) -> BertConfig:
+    """The config of a config.json file (as `config_class`, by default BertConfig), checked, errors naming the file."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not a JSON file: {error}") from error
+    if not isinstance(values, dict) or "model_type" not in values:
+        raise ValueError(f"{str(path)!r} does not say what model it describes: a BERT config.json has "
+                         '"model_type": "bert"')
+    try:
+        return (config_class or BertConfig).from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{str(path)!r}: {error}") from error

@@ -53,10 +53,10 @@ class BertEmbeddings(nn.Module):
         """input_ids [B, T], token_type_ids [B, T] or None (all sentence A) -> embeddings [B, T, hidden_size]."""
         check_ids("input_ids", input_ids, self.token.num_embeddings, "vocab_size")
         seq_len, max_len = input_ids.size(1), self.position.num_embeddings
-        if seq_len > max_len:
+        if not 0 < seq_len <= max_len:
             raise ValueError(
-                f"input_ids has {seq_len} positions but max_position_embeddings is {max_len}: the position "
-                f"table has rows for positions 0..{max_len - 1} only; truncate the input to {max_len} tokens"
+                f"input_ids has {seq_len} positions; BERT reads 1 to max_position_embeddings = {max_len} (the position "
+                f"table has rows for positions 0..{max_len - 1} only): truncate a longer input, and give [CLS] at least"
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)                              # (B, T)

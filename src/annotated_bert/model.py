@@ -112,6 +112,7 @@ class BertModel(nn.Module):
         """
         return load_checkpoint(cls, directory, device=device, strict=strict)
 
-    def save_pretrained(self, directory: PathLike) -> None:
-        """Write config.json + model.safetensors, under Hugging Face's names, loadable by transformers too."""
-        save_checkpoint(self, directory)
+    def save_pretrained(self, directory: PathLike, overwrite: bool = False) -> None:
+        """Write config.json + model.safetensors under Hugging Face's names (transformers loads them), atomically;
+        a checkpoint already in `directory` is replaced only with overwrite=True (appendix A2)."""
+        save_checkpoint(self, directory, overwrite=overwrite)

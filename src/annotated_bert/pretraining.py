@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from annotated_bert.attention import checks_values
 from annotated_bert.checkpoints import CheckpointNames
 from annotated_bert.checkpoints import Device, PathLike, load_checkpoint, save_checkpoint
+from annotated_bert.embeddings import check_ids
 from annotated_bert.encoder import gelu
 from annotated_bert.model import BertConfig, BertModel
 from annotated_bert.model import init_bert_weights
@@ -95,17 +96,18 @@ class BertForPreTraining(nn.Module):
             if masked_positions.dim() != 2 or masked_positions.shape[0] != batch_size:
                 raise ValueError(f"masked_positions must be [B, P] with B = {batch_size} (input_ids is "
                                  f"{_shape(input_ids)}); got {_shape(masked_positions)}")
-            if (masked_positions.numel() and checks_values(masked_positions)
-                    and not (0 <= masked_positions.min() and masked_positions.max() < seq_len)):
-                raise ValueError(f"masked_positions must lie in [0, {seq_len}) for input_ids of shape "
-                                 f"{_shape(input_ids)}; got values from {masked_positions.min().item()} "
-                                 f"to {masked_positions.max().item()}")
+            check_ids("masked_positions", masked_positions, seq_len, "seq_len")    # integers, inside the sequence
         if masked_labels is not None:
             expected = _shape(masked_positions) if masked_positions is not None else [batch_size, seq_len]
             if _shape(masked_labels) != expected:
                 given = "masked_positions" if masked_positions is not None else "input_ids (no masked_positions)"
                 raise ValueError(f"masked_labels must have the shape of {given}, {expected}; "
                                  f"got {_shape(masked_labels)}")
+            vocab_size = self.config.vocab_size
+            outside = (masked_labels != -100) & ((masked_labels < 0) | (masked_labels >= vocab_size))
+            if masked_labels.is_floating_point() or (checks_values(masked_labels) and outside.any()):
+                raise ValueError(f"masked_labels must be token ids in [0, vocab_size={vocab_size}) or -100 (no "
+                                 f"prediction); got {masked_labels.dtype} values {masked_labels.unique()[:8].tolist()}")
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, masked_positions: torch.Tensor | None = None,
@@ -145,9 +147,9 @@ class BertForPreTraining(nn.Module):
         """Load a Hugging Face BertForPreTraining directory (config.json + weights); on `device`, in eval mode."""
         return load_checkpoint(cls, directory, device=device, strict=strict)
 
-    def save_pretrained(self, directory: PathLike) -> None:
-        """Write config.json + model.safetensors under transformers' BertForPreTraining names."""
-        save_checkpoint(self, directory)
+    def save_pretrained(self, directory: PathLike, overwrite: bool = False) -> None:
+        """Write config.json + model.safetensors under transformers' BertForPreTraining names (as BertModel's)."""
+        save_checkpoint(self, directory, overwrite=overwrite)
 
 
 def check_next_sentence_labels(next_sentence_labels: torch.Tensor, batch_size: int) -> None:

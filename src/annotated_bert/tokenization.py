@@ -195,8 +195,8 @@ class BertTokenizer:
     def __init__(self, vocab_file, do_lower_case: bool = True, model_max_length: int = 512):
         self.vocab = load_vocab(vocab_file)
         self.ids_to_tokens = list(self.vocab)                    # the ids are 0, 1, 2, ... in file order
-        self.do_lower_case = bool(do_lower_case)
-        self.model_max_length = int(model_max_length)
+        check_tokenizer_settings(do_lower_case, model_max_length)    # bool("false") would be True
+        self.do_lower_case, self.model_max_length = do_lower_case, model_max_length
         self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id = (
             self.vocab[token] for token in SPECIAL_TOKENS)
         self._word_cache = functools.lru_cache(maxsize=1 << 18)(self._pieces_and_ids)
@@ -208,7 +208,7 @@ class BertTokenizer:
         if not directory.is_dir():
             raise FileNotFoundError(f"no tokenizer directory at {directory} (expected vocab.txt in it)")
         config_file = directory / "tokenizer_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        config = read_tokenizer_config(config_file) if config_file.is_file() else {}   # checked, naming the file
         return cls(directory / "vocab.txt", do_lower_case=config.get("do_lower_case", True),
                    model_max_length=config.get("model_max_length", 512))
 
@@ -321,6 +321,8 @@ class BertTokenizer:
         padding, truncation = _call_options(padding, truncation, return_tensors)
         if max_length is None and (truncation or padding == "max_length"):
             max_length = self.model_max_length
+        if isinstance(max_length, bool) or not isinstance(max_length, int | None):
+            raise TypeError(f"max_length must be an integer (or None: model_max_length); got {max_length!r}")
         is_batch, texts, pairs = _texts_and_pairs(text, text_pair)
         encoded = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
         for text_a, text_b in zip(texts, pairs):
@@ -429,3 +431,23 @@ def train_wordpiece_vocab(sentences: Iterable[str], vocab_size: int, do_lower_ca
 
 # The book's own WordPiece vocabulary (vocab.txt + tokenizer_config.json), trained below on the training plays.
 BOOK_VOCABULARY = Path(files("annotated_bert") / "vocabularies" / "shakespeare-uncased")
+
+
+def check_tokenizer_settings(do_lower_case, model_max_length) -> None:
+    """do_lower_case True or False, model_max_length a positive integer; else a ValueError naming the setting."""
+    if not isinstance(do_lower_case, bool):
+        raise ValueError(f"do_lower_case must be true or false; got {do_lower_case!r}")
+    if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 1:
+        raise ValueError(f"model_max_length must be a positive integer; got {model_max_length!r}")
+
+
+def read_tokenizer_config(path: Path) -> dict:
+    """A tokenizer_config.json, its settings checked; an error names the file."""
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError(f"expected a JSON object, got {type(config).__name__}")
+        check_tokenizer_settings(config.get("do_lower_case", True), config.get("model_max_length", 512))
+    except (UnicodeDecodeError, ValueError) as error:    # json's errors are ValueErrors
+        raise ValueError(f"{str(path)!r}: {error}") from error
+    return config

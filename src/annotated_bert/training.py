@@ -6,6 +6,7 @@
 
 import contextlib
 import copy
+import hashlib
 import json
 import math
 import os
@@ -25,7 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from annotated_bert.checkpoints import check_output_directory, fsync, non_finite
+from annotated_bert.checkpoints import writing_directory
 from annotated_bert.checkpoints import read_checkpoint, read_config
+from annotated_bert.config import is_number
 from annotated_bert.data import PretrainingDataset, create_instances
 from annotated_bert.data import collate_pretraining_batch
 from annotated_bert.data import MASK, TrainingInstance, masking_candidates, num_to_predict
@@ -108,20 +112,17 @@ class TrainingConfig:
         return cls(**values)
 
     def __post_init__(self):
+        if not isinstance(self.adam_betas, (tuple, list)):
+            raise ValueError(f"TrainingConfig.adam_betas must be two numbers in [0, 1); got {self.adam_betas!r}")
         self.adam_betas = tuple(self.adam_betas)
-        for name in ("steps", "batch_size", "grad_accumulation", "log_every", "eval_pairs", "max_seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainingConfig.{name} must be a positive integer; got {value!r}")
+        check_fields(self)
+        model_config(self, vocab_size=1)            # the model's sizes, checked by BertConfig
         if self.batch_size % self.grad_accumulation:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accumulation "
                              f"{self.grad_accumulation}: every micro-batch must hold the same number of pairs")
         if self.checkpoint_every % self.log_every:
             raise ValueError(f"checkpoint_every {self.checkpoint_every} must be a multiple of log_every "
                              f"{self.log_every}, so a resumed run logs the same windows")
-        for name in ("warmup_fraction", "long_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} is {getattr(self, name)}; it is a fraction of the steps, in [0, 1)")
         if self.long_steps and (self.long_seq_len <= self.max_seq_len
                                 or self.batch_size * self.max_seq_len % self.long_seq_len
                                 or self.long_batch_size % self.grad_accumulation):
@@ -348,10 +349,11 @@ def train_step(model, micro_batches, optimizer, scheduler, config: TrainingConfi
             loss.backward()
         sums += torch.stack([mlm_sum.detach(), nsp_sum.detach()])
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    sums = process.all_reduce(sums)
+    stop_if_not_finite(sums, grad_norm, scheduler)    # a NaN step would spoil every weight: stop before it (A3)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    sums = process.all_reduce(sums)
     mlm_loss, nsp_loss = (sums[0] / masked_tokens).item(), (sums[1] / pairs).item()
     return {"loss": mlm_loss + nsp_weight * nsp_loss, "mlm_loss": mlm_loss, "nsp_loss": nsp_loss,
             "grad_norm": grad_norm.item()}
@@ -377,14 +379,14 @@ def build_model(config: TrainingConfig, tokenizer, counts: Counter | None = None
 
 def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=(), *, output_dir=None,
              resume: bool = False, progress: bool = True, device: str = "cpu",
-             stop_after: int | None = None) -> TrainingRun:
-    """Pretrain a BERT from scratch on `train_documents`, evaluating on `eval_documents`; with `output_dir`, write
-    resume states there (and resume from one if `resume`). `stop_after` ends the run early, as a time limit would."""
-    if stop_after is not None and stop_after % config.log_every:
-        raise ValueError(f"stop_after {stop_after} must be a multiple of log_every {config.log_every}")
+             stop_after: int | None = None, overwrite: bool = False) -> TrainingRun:
+    """Pretrain a BERT from scratch on `train_documents`, evaluating on `eval_documents`. With `output_dir`: resume
+    states there (`resume` goes on from one; `overwrite` replaces another run's). `stop_after` ends the run early."""
+    check_run(config, output_dir, resume, overwrite, stop_after)    # refused now, not after the last step
+    identity = run_identity(tokenizer, train_documents)             # what a resumed run must train on too
     process, counts, model, optimizer, scheduler, batches, eval_batches = prepare_run(
         config, tokenizer, train_documents, eval_documents, device)
-    start, log = load_resume_state(output_dir, model, optimizer, scheduler, config) if resume else (0, [])
+    start, log = load_resume_state(output_dir, model, optimizer, scheduler, config, identity) if resume else (0, [])
     end = config.steps if stop_after is None else min(stop_after, config.steps)
     saving, evaluating = output_dir is not None and process.is_main, bool(eval_batches) and process.is_main
     window, started = [], time.perf_counter()
@@ -400,15 +402,54 @@ def pretrain(config: TrainingConfig, tokenizer, train_documents, eval_documents=
             if evaluating and config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
                 log_evaluation(log, step + 1, model, eval_batches, process.device)
             if saving and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-                save_resume_state(output_dir, model, optimizer, scheduler, step + 1, log, config)
+                save_resume_state(output_dir, model, optimizer, scheduler, step + 1, log, config, identity)
     metrics = with_baselines(log_evaluation(log, end, model, eval_batches, process.device), counts, eval_batches,
                              tokenizer) if evaluating and end == config.steps else {}   # none for a run stopped early
     if saving:
-        save_resume_state(output_dir, model, optimizer, scheduler, end, log, config)
+        save_resume_state(output_dir, model, optimizer, scheduler, end, log, config, identity)
     return TrainingRun(model=unwrap(model), log=log, metrics=metrics)
 
 
 # ---- chapters/A3_training_at_scale.py -----------------------------------------------
+
+
+POSITIVE_INTEGERS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_seq_len",
+                     "long_seq_len", "max_predictions", "steps", "batch_size", "grad_accumulation", "log_every",
+                     "eval_pairs")
+# name: (lowest, highest, whether each end is allowed); every number must also be finite
+NUMBER_RANGES = {"dropout": (0, 1, True, False), "short_seq_prob": (0, 1, True, True),
+                 "masked_lm_prob": (0, 1, False, False), "warmup_fraction": (0, 1, True, False),
+                 "long_fraction": (0, 1, True, False), "learning_rate": (0, math.inf, False, False),
+                 "weight_decay": (0, math.inf, True, False), "max_grad_norm": (0, math.inf, False, False),
+                 "adam_epsilon": (0, math.inf, False, False)}
+
+
+def range_text(lowest: float, highest: float, low_in: bool, high_in: bool) -> str:
+    """'> 0', '>= 0', 'in (0, 1)', 'in [0, 1]', ...: how an error states a range."""
+    if highest == math.inf:
+        return f"{'>=' if low_in else '>'} {lowest}"
+    return f"in {'[' if low_in else '('}{lowest}, {highest}{']' if high_in else ')'}"
+
+
+def check_fields(config) -> None:
+    """Each field of a TrainingConfig of the right type and in its range; the error names the field."""
+    for name in POSITIVE_INTEGERS + ("eval_every", "checkpoint_every", "seed"):
+        value, lowest = getattr(config, name), 1 if name in POSITIVE_INTEGERS else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            kind = "a positive integer" if lowest else "an integer >= 0"
+            raise ValueError(f"TrainingConfig.{name} must be {kind}; got {value!r}")
+    for name, (lowest, highest, low_in, high_in) in NUMBER_RANGES.items():
+        value = getattr(config, name)
+        if not (is_number(value) and math.isfinite(value) and (lowest <= value if low_in else lowest < value)
+                and (value <= highest if high_in else value < highest)):
+            raise ValueError(f"TrainingConfig.{name} must be a finite number "
+                             f"{range_text(lowest, highest, low_in, high_in)}; got {value!r}")
+    for name in ("whole_word", "unigram_mlm_bias", "next_sentence", "bf16"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"TrainingConfig.{name} must be True or False; got {getattr(config, name)!r}")
+    betas = config.adam_betas
+    if not (len(betas) == 2 and all(is_number(beta) and 0 <= beta < 1 for beta in betas)):
+        raise ValueError(f"TrainingConfig.adam_betas must be two numbers in [0, 1); got {betas!r}")
 
 
 @dataclass
@@ -486,31 +527,90 @@ def with_baselines(metrics: dict, counts: Counter, batches: list[dict[str, torch
             "baseline_nsp_accuracy": majority_label_accuracy(batches)}
 
 
+def stop_if_not_finite(sums: torch.Tensor, grad_norm: torch.Tensor, scheduler) -> None:
+    """Raise FloatingPointError, before the optimizer step, if the step's loss sums or gradient norm are not finite."""
+    if bool(torch.isfinite(sums).all() and torch.isfinite(grad_norm)):
+        return
+    step, learning_rate = scheduler.last_epoch + 1, scheduler.get_last_lr()[0]
+    raise FloatingPointError(
+        f"step {step}: the loss (masked-LM and next-sentence sums {sums.tolist()}) or the gradient norm "
+        f"({grad_norm.item()}) is not finite, so the run stops before this step changes a weight. The usual cause "
+        f"is a learning rate too large for the model (this step's is {learning_rate:g}): lower it, or warm up longer")
+
+
 RESUME_FILE = "resume.pt"
 
 
-def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig) -> None:
-    """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step and the log.
-    (No RNG state: the data and dropout of step s are seeded by s itself.)"""
+def run_identity(tokenizer, documents) -> dict[str, str]:
+    """Fingerprints of what a run trains on: its vocabulary and its training documents."""
+    vocabulary = hashlib.sha256(f"{tokenizer.do_lower_case}\n".encode())
+    for token in tokenizer.ids_to_tokens:
+        vocabulary.update(f"{token}\n".encode())
+    text = hashlib.sha256()
+    for document in documents:
+        text.update("\n".join(getattr(document, "sentences", document)).encode() + b"\n\n")
+    return {"vocabulary": vocabulary.hexdigest(), "training documents": text.hexdigest()}
+
+
+def check_run(config: TrainingConfig, directory=None, resume: bool = False, overwrite: bool = False,
+              stop_after: int | None = None) -> None:
+    """Before the first step: a resume needs a state in `directory` (None: a run that saves nothing); a new run may
+    replace one only if `overwrite`; a run stopped early stops at the end of a log window."""
+    if stop_after is not None and stop_after % config.log_every:
+        raise ValueError(f"stop_after {stop_after} must be a multiple of log_every {config.log_every}")
+    if directory is None:
+        return
+    if resume and not (Path(directory) / RESUME_FILE).is_file():
+        raise FileNotFoundError(f"nothing to resume: no {RESUME_FILE} in {str(directory)!r}")
+    check_output_directory(directory, [] if resume else [RESUME_FILE], overwrite)
+
+
+def save_resume_state(directory, model, optimizer, scheduler, step: int, log: list, config: TrainingConfig,
+                      identity: dict | None = None) -> None:
+    """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step, the log, and what the
+    run trains on. (No RNG state: the data and dropout of step s are seeded by s itself.)"""
+    weights = unwrap(model).state_dict()
+    if non_finite(weights):
+        raise ValueError(f"step {step}: refusing to save a resume state whose weights are not all finite "
+                         f"({non_finite(weights)})")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "step": step, "log": log, "config": config.to_dict()}
+    state = {"model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "step": step, "log": log, "config": config.to_dict(), "identity": identity}
     temporary = directory / (RESUME_FILE + ".partial")
     torch.save(state, temporary)
+    fsync(temporary)
     temporary.replace(directory / RESUME_FILE)       # a run killed while saving keeps the previous state
 
 
-def load_resume_state(directory, model, optimizer, scheduler, config: TrainingConfig) -> tuple[int, list]:
-    """Restore what save_resume_state wrote; returns (the next step, the log so far)."""
+def read_resume_state(directory, config: TrainingConfig, identity: dict | None = None) -> dict:
+    """The resume state in `directory`, if it was written under `config`, on the data `identity` describes."""
     path = Path(directory) / RESUME_FILE
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: no {RESUME_FILE} in {directory}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:                       # a truncated or foreign file
+        raise ValueError(f"{path} cannot be read as a resume state: {type(error).__name__}: {error}") from error
     if state["config"] != config.to_dict():
         changed = sorted(key for key in state["config"] if state["config"][key] != config.to_dict().get(key))
         raise ValueError(f"{path} was written by a run with another configuration (differs in {changed}); "
                          "resume with the same settings")
+    recorded = state.get("identity") or {}
+    for name, fingerprint in (identity or {}).items():
+        if name not in recorded:
+            raise ValueError(f"{path} does not record its {name}, so a resume on the same cannot be checked; "
+                             "start the run afresh")
+        if recorded[name] != fingerprint:
+            what = "another vocabulary (--vocab)" if name == "vocabulary" else "other training documents (--corpus)"
+            raise ValueError(f"{path} was written by a run on {what}; resume on the same, or start afresh")
+    return state
+
+
+def load_resume_state(directory, model, optimizer, scheduler, config: TrainingConfig,
+                      identity: dict | None = None) -> tuple[int, list]:
+    """Restore what save_resume_state wrote; returns (the next step, the log so far)."""
+    state = read_resume_state(directory, config, identity)
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -583,29 +683,38 @@ def model_card(name: str, config: TrainingConfig, metrics: dict, parameters: int
         report=report_lines(details.get("report")))
 
 
-def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict) -> Path:
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "training.json",
+                    "README.md")
+
+
+def write_checkpoint(directory, run: TrainingRun, config: TrainingConfig, tokenizer, *, details: dict,
+                     overwrite: bool = False) -> Path:
     """The shipped directory: config.json + model.safetensors, the vocabulary, training.json and a model card.
     `details` (corpus, held-out plays, processes, the held-out report, ...) go into training.json as they are."""
     directory = Path(directory)
-    run.model.save_pretrained(directory)
-    shipped_tokenizer = copy.copy(tokenizer)
-    shipped_tokenizer.model_max_length = config.positions
-    shipped_tokenizer.save_pretrained(directory)
     seconds = max((entry["seconds"] for entry in run.log if "seconds" in entry), default=0.0)
     details = {"machine": platform.machine(), **details}
     record = {"config": config.to_dict(), "seed": config.seed, **details, "metrics": run.metrics,
               "seconds": seconds, "torch": torch.__version__, "log": run.log}
-    (directory / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     parameters = sum(parameter.numel() for parameter in run.model.parameters())
     card = model_card(directory.name, config, run.metrics, parameters, len(tokenizer.vocab), details, seconds)
-    (directory / "README.md").write_text(card)
+    shipped_tokenizer = copy.copy(tokenizer)
+    shipped_tokenizer.model_max_length = config.positions
+    with writing_directory(directory, overwrite, names=CHECKPOINT_FILES) as scratch:
+        run.model.save_pretrained(scratch)
+        shipped_tokenizer.save_pretrained(scratch)
+        (scratch / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+        (scratch / "README.md").write_text(card)
     return directory
 
 
 def checkpoint_files(directory) -> dict[str, str]:
     """README.md and tokenizer_config.json as write_checkpoint would write them, from a checkpoint directory."""
     directory = Path(directory)
-    record = json.loads((directory / "training.json").read_text())
+    try:
+        record = json.loads((directory / "training.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{directory / 'training.json'} cannot be read: {error}") from error
     config = TrainingConfig.from_dict(record["config"])
     tokenizer = BertTokenizer.from_pretrained(directory)
     tokenizer.model_max_length = read_config(directory).max_position_embeddings
@@ -620,9 +729,10 @@ def checkpoint_files(directory) -> dict[str, str]:
 
 def rewrite_checkpoint_files(directory) -> list[str]:
     """Write README.md and tokenizer_config.json of a checkpoint directory again; the names of those that changed."""
-    changed = []
-    for name, text in checkpoint_files(directory).items():
-        if (Path(directory) / name).read_text() != text:
-            (Path(directory) / name).write_text(text)
-            changed.append(name)
+    files = checkpoint_files(directory)
+    changed = [name for name, text in files.items() if (Path(directory) / name).read_text() != text]
+    if changed:
+        with writing_directory(directory, overwrite=True) as scratch:     # the other files carried over as they are
+            for name in changed:
+                (scratch / name).write_text(files[name])
     return changed
