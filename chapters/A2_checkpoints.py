@@ -19,11 +19,12 @@
 # names sit (`bert.` in a model with heads), which tensors it ties, and which other classes' heads it
 # drops. Everything else is this appendix's one codec, which every class loads and saves through:
 #
-# 1. **Reading** a checkpoint directory: `config.json` and the tensors.
+# 1. **Reading** a checkpoint directory: `config.json` and the tensors, refusing a damaged file by name.
 # 2. **Renaming**, in both directions, by the class's table.
 # 3. **Loading, strictly**: every tensor of the checkpoint and every weight of the model accounted for
 #    before any is copied, every problem named at once.
-# 4. **Saving** under Hugging Face's names, so that `transformers` reads what we write.
+# 4. **Saving** under Hugging Face's names, so that `transformers` reads what we write, and atomically: a save that
+#    fails leaves the checkpoint that was there, and a checkpoint is replaced only when the caller says so.
 #
 # The chapters use it and show what it does on real checkpoints; this appendix shows how, on small
 # random models, with the checkpoints that go wrong.
@@ -496,7 +497,8 @@ def check_output_directory(directory: PathLike, names: Iterable[str], overwrite:
     directory = Path(directory)
     existing = next(path for path in (directory, *directory.parents) if path.exists())
     if not existing.is_dir():
-        raise NotADirectoryError(f"{str(existing)!r} is a file, so it cannot hold the checkpoint {str(directory)!r}")
+        made = "a checkpoint is a directory" if existing == directory else f"so {str(directory)!r} cannot be made"
+        raise NotADirectoryError(f"{str(existing)!r} is a file, not a directory: {made}")
     try:
         tempfile.TemporaryFile(dir=existing).close()       # a file made and gone: the one sure test of writing
     except OSError as error:

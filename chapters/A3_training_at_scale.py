@@ -1538,11 +1538,16 @@ assert has_bf16 or speed["bfloat16"] < speed["float32"]
 # %% [markdown]
 # ## What we built
 #
-# - Module `training`, continued: the configuration's checks; `Process`, `init_process` (torchrun, gloo or nccl),
-#   `unwrap` and `prepare_run` (the model in DDP on several processes); `log_entry`, `log_evaluation`,
-#   `with_baselines`; resume states (`save_resume_state`, `load_resume_state`); `write_checkpoint` and its model card.
+# - Module `training`, continued: the configuration's checks (`check_fields`, each setting's kind and range);
+#   `Process`, `init_process` (torchrun, gloo or nccl), `unwrap` and `prepare_run` (the model in DDP on several
+#   processes); `log_entry`, `log_evaluation`, `with_baselines`; `stop_if_not_finite`, which ends a run whose loss
+#   goes NaN before it spoils a weight; resume states (`save_resume_state`, `read_resume_state`,
+#   `load_resume_state`, with `run_identity`'s fingerprints of the vocabulary and the documents) and `check_run`,
+#   which refuses what a run cannot honour before its first step; `write_checkpoint`, written atomically, and its
+#   model card.
 # - Module `evaluation`, continued: `NeighbourCountTable`, `accuracy_by_band`, `masked_copies`, the minimal pairs
 #   (`swapped_word_pairs`, `thou_agreement_pairs`, `minimal_pair_probes`), `WordBigramModel` and
 #   `minimal_pair_scorers`, `segment_pairs` and `next_sentence_accuracy`, `held_out_report` and `report_row`.
 # - Module `pretrain`: the command `python -m annotated_bert.pretrain`, one process or many under `torchrun`, ending
-#   with the held-out report; `make pretrain` trains the book's model with it, and `make search` the recipes above.
+#   with the held-out report; every mistake a usage error before the first step, a checkpoint replaced only with
+#   `--overwrite`; `make pretrain` trains the book's model with it, and `make search` the recipes above.

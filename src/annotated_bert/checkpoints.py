@@ -240,7 +240,8 @@ def check_output_directory(directory: PathLike, names: Iterable[str], overwrite:
     directory = Path(directory)
     existing = next(path for path in (directory, *directory.parents) if path.exists())
     if not existing.is_dir():
-        raise NotADirectoryError(f"{str(existing)!r} is a file, so it cannot hold the checkpoint {str(directory)!r}")
+        made = "a checkpoint is a directory" if existing == directory else f"so {str(directory)!r} cannot be made"
+        raise NotADirectoryError(f"{str(existing)!r} is a file, not a directory: {made}")
     try:
         tempfile.TemporaryFile(dir=existing).close()       # a file made and gone: the one sure test of writing
     except OSError as error:

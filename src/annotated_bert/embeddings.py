@@ -55,8 +55,8 @@ class BertEmbeddings(nn.Module):
         seq_len, max_len = input_ids.size(1), self.position.num_embeddings
         if not 0 < seq_len <= max_len:
             raise ValueError(
-                f"input_ids has {seq_len} positions; BERT reads 1 to max_position_embeddings = {max_len} (the position "
-                f"table has rows for positions 0..{max_len - 1} only): truncate a longer input, and give [CLS] at least"
+                f"input_ids has {seq_len} positions; BERT reads from 1 ([CLS] at least) to max_position_embeddings = "
+                f"{max_len}, the rows of its position table (0..{max_len - 1}): truncate a longer input"
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)                              # (B, T)
