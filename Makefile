@@ -15,6 +15,10 @@ NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LONGEST := chapters/09_training.ipynb chapters/06_bert.ipynb chapters/10_using_bert.ipynb chapters/A3_training_at_scale.ipynb
 TEST_ORDER := $(LONGEST) $(filter-out $(LONGEST),$(NOTEBOOKS)) tests
 PYTEST_WORKERS ?= 2
+# Torch threads per worker. Two workers on two cores, each with torch's default of one thread per core, would run
+# four busy threads on two cores and wait on each other (a 1.5 s cell took 22 s): one thread each is faster.
+TEST_THREADS ?= 1
+PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest
 
 .PHONY: help setup test test-unit test-chapters fresh-install book export sync figures lab bench pretrain card search transfer html test-html clean
 
@@ -42,14 +46,14 @@ setup: $(VENV)/.installed $(LAB_SETTINGS)  ## create .venv: torch ($(TORCH)), th
 test: setup  ## every check: pairing, package freshness, unit/parity tests, every chapter under strict nbval
 	$(PY) tools/book.py check
 	$(PY) tools/export.py --check
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(TEST_ORDER) \
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile $(TEST_ORDER) \
 	    --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600
 
 test-unit: setup  ## only tests/ (fast)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) tests
+	$(PYTEST) -n $(PYTEST_WORKERS) tests
 
 test-chapters: setup  ## only the chapters, under strict nbval
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(NOTEBOOKS) \
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile $(NOTEBOOKS) \
 	    --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout 600
 
 fresh-install:  ## the wheel in a clean venv (torch first), checked from an empty directory: API, MiniLM, a pretrain run
