@@ -63,7 +63,7 @@ export: setup  ## write src/annotated_bert/ from the chapters' exported cells
 	$(PY) tools/export.py
 
 book: export  ## the main job: execute every chapter in place, regenerate figures/, re-export the package
-	$(PY) tools/book.py run $(CHAPTERS)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) tools/book.py run $(CHAPTERS)   # as make test runs them: same figures
 	$(PY) tools/export.py --check
 
 figures: book  ## figures/ is written by the chapters, so this is `make book`
