@@ -605,13 +605,12 @@ mine.shape
 # %% [markdown]
 # ## What we built
 #
-# The module `embeddings` holds `BertEmbeddings(vocab_size, hidden_size, max_position_embeddings=512,
-# type_vocab_size=2, dropout=0.1, layer_norm_eps=1e-12, pad_token_id=0)`: the sum of the tables `token`,
-# `segment` and `position`, then `layer_norm` and `dropout`, equal to Hugging Face's layer with the same
-# weights; `check_ids`, the guard that names a bad id, its place and the limit; and
-# `sinusoidal_positions`, the Transformer's fixed encoding, for comparison. Along the way, `padding_idx`
-# froze the `[PAD]` row without silencing padded positions, and learned positions bought flexibility at
-# the price of a hard limit of 512 tokens.
+# The module `embeddings` holds `BertEmbeddings(vocab_size, hidden_size, max_position_embeddings=512, type_vocab_size=2,
+# dropout=0.1, layer_norm_eps=1e-12, pad_token_id=0)`: the sum of the tables `token`, `segment` and `position`, then
+# `layer_norm` and `dropout`, equal to Hugging Face's layer with the same weights; `check_ids`, the guard that names
+# a bad id, its place and the limit; and `sinusoidal_positions`, the Transformer's fixed encoding, for comparison.
+# Along the way, `padding_idx` froze the `[PAD]` row without silencing padded positions, and learned positions
+# bought flexibility at the price of a hard limit of 512 tokens.
 #
 # Chapter 5 writes the tokenizer that produces `input_ids` and `token_type_ids` from text; chapter 6
 # puts this layer in front of the encoder stack of chapter 3 and loads real BERT weights into both.

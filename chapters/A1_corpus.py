@@ -784,7 +784,7 @@ book_vocab_dir.mkdir(parents=True, exist_ok=True)
 (book_vocab_dir / "vocab.txt").write_text("".join(f"{token}\n" for token in vocabularies[chosen_size]),
                                            encoding="utf-8")
 book_tokenizer = BertTokenizer(book_vocab_dir / "vocab.txt")
-book_tokenizer.save_pretrained(book_vocab_dir)
+book_tokenizer.save_pretrained(book_vocab_dir, overwrite=True)      # over the vocab.txt just written
 with tempfile.TemporaryDirectory() as scratch:
     (Path(scratch) / "vocab.txt").write_text(
         "".join(f"{token}\n" for token in train_wordpiece_vocab(training_sentences, chosen_size)), encoding="utf-8")

@@ -476,23 +476,27 @@ def _warn_about_heads(names: CheckpointNames, dropped: list, fresh: list) -> Non
 # whole, under the hidden name `.<name>-...partial.old` beside it.) Files of the old directory that the save does
 # not write, a resume state or a reader's notes, are carried over.
 #
-# Before any of it, `check_output_directory` refuses a target that writing would spoil: a file where the
+# These tools make a module of their own, `files`, since the tokenizer of chapter 5 saves through them too. Before
+# any of it, `check_output_directory` refuses a target that writing would spoil: a file where the
 # directory should be, a place that cannot be written, files that are not part of a checkpoint (a `README.md`
 # of the user's own: nothing the package did not write is replaced), and a checkpoint already there, unless the
 # caller says `overwrite=True`, as `transformers`' Trainer asks for `overwrite_output_dir`.
 
 # %%
-#| export: checkpoints
+#| export: files
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
-# A directory the package wrote holds one of these: config.json (a checkpoint) or resume.pt (a run in progress).
-CHECKPOINT_MARKS = ("config.json", "resume.pt")
+# A directory the package wrote holds one of these: config.json (a checkpoint), vocab.txt (a tokenizer), or
+# resume.pt (a run in progress).
+CHECKPOINT_MARKS = ("config.json", "vocab.txt", "resume.pt")
 
 
-def check_output_directory(directory: PathLike, names: Iterable[str], overwrite: bool = False) -> Path:
+def check_output_directory(directory: str | os.PathLike, names: Iterable[str], overwrite: bool = False) -> Path:
     """Refuse, before any work, a directory that writing the files `names` into would spoil."""
     directory = Path(directory)
     existing = next(path for path in (directory, *directory.parents) if path.exists())
@@ -521,7 +525,7 @@ def check_output_directory(directory: PathLike, names: Iterable[str], overwrite:
 # carrying an old file over without copying its bytes.
 
 # %%
-#| export: checkpoints
+#| export: files
 def fsync(path: Path) -> None:
     """Flush a file, or a directory's list of names, to the disk (a directory cannot be opened on Windows)."""
     if path.is_dir() and os.name == "nt":
@@ -551,9 +555,10 @@ def keep(path: Path, destination: Path) -> None:
 # directory's other files into it, and renames it into place:
 
 # %%
-#| export: checkpoints
+#| export: files
 @contextlib.contextmanager
-def writing_directory(directory: PathLike, overwrite: bool = False, names: Iterable[str] = ()) -> Iterator[Path]:
+def writing_directory(directory: str | os.PathLike, overwrite: bool = False,
+                      names: Iterable[str] = ()) -> Iterator[Path]:
     """A scratch directory to write a checkpoint into; when the block succeeds it takes `directory`'s place."""
     directory = check_output_directory(directory, names, overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -605,6 +610,8 @@ from typing import Any, TypeVar
 
 from safetensors.torch import save_file
 from torch import nn
+
+from annotated_bert.files import writing_directory
 
 Model = TypeVar("Model", bound=nn.Module)  # load_checkpoint returns a model of the class it is given
 

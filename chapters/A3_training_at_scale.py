@@ -372,7 +372,8 @@ else:
 import hashlib
 from pathlib import Path
 
-from annotated_bert.checkpoints import check_output_directory, fsync, non_finite
+from annotated_bert.checkpoints import non_finite
+from annotated_bert.files import check_output_directory, fsync
 
 RESUME_FILE = "resume.pt"
 
@@ -590,7 +591,7 @@ def model_card(name: str, config: TrainingConfig, metrics: dict, parameters: int
 import copy
 import json
 
-from annotated_bert.checkpoints import writing_directory
+from annotated_bert.files import writing_directory
 from annotated_bert.training import TrainingRun
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "training.json",
@@ -801,7 +802,7 @@ from pathlib import Path
 
 import torch
 
-from annotated_bert.checkpoints import check_output_directory
+from annotated_bert.files import check_output_directory
 from annotated_bert.training import CHECKPOINT_FILES, TrainingConfig, check_run
 
 

@@ -17,7 +17,7 @@ import annotated_bert
 
 DOCUMENTED = {
     "attention", "encoder", "embeddings", "config", "model", "pretrained", "checkpoints", "pretraining", "data",
-    "viz", "tokenization", "corpus", "finetune", "transfer", "training", "evaluation", "pretrain",
+    "viz", "tokenization", "corpus", "finetune", "transfer", "training", "evaluation", "pretrain", "files",
 }
 PACKAGE_MODULES = sorted(info.name for info in pkgutil.iter_modules(annotated_bert.__path__))
 

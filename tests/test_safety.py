@@ -13,8 +13,10 @@ import torch
 from safetensors.torch import save_file
 
 import annotated_bert.checkpoints as checkpoints
+import annotated_bert.files as files
 from annotated_bert import BertConfig, BertForPreTraining, BertModel, BertTokenizer
-from annotated_bert.checkpoints import check_output_directory, load_checkpoint, read_checkpoint, read_config
+from annotated_bert.checkpoints import load_checkpoint, read_checkpoint, read_config
+from annotated_bert.files import check_output_directory
 from annotated_bert.corpus import load_shakespeare
 from annotated_bert.finetune import BertForSequenceClassification
 from annotated_bert.tokenization import BOOK_VOCABULARY
@@ -86,7 +88,7 @@ def test_a_crash_between_the_two_renames_puts_the_old_checkpoint_back(saved, mon
             raise OSError(errno.EIO, "input/output error")
         os.replace(source, target)
 
-    monkeypatch.setattr(checkpoints.os, "rename", second_rename_fails)
+    monkeypatch.setattr(files.os, "rename", second_rename_fails)
     with pytest.raises(OSError, match="input/output"):
         BertModel(SMALL).save_pretrained(directory, overwrite=True)
     monkeypatch.undo()
@@ -137,6 +139,24 @@ def test_every_class_saves_atomically_and_asks_before_overwriting(tmp_path):
             model.save_pretrained(directory)
         model.save_pretrained(directory, overwrite=True)
         assert sorted(path.name for path in directory.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_the_tokenizer_saves_atomically_and_asks_before_replacing_a_vocabulary(tmp_path, tokenizer, monkeypatch):
+    BertModel(SMALL).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")             # beside a checkpoint that has no vocabulary yet
+    before = snapshot(tmp_path / "model")
+    with pytest.raises(FileExistsError, match=r"\(tokenizer_config.json, vocab.txt\).*overwrite=True"):
+        tokenizer.save_pretrained(tmp_path / "model")
+    monkeypatch.setattr(files, "move_into_place", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        BertTokenizer(BOOK_VOCABULARY / "vocab.txt", do_lower_case=False).save_pretrained(tmp_path / "model",
+                                                                                             overwrite=True)
+    monkeypatch.undo()
+    assert snapshot(tmp_path / "model") == before and leftovers(tmp_path) == []
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "tokenizer_config.json").write_text("{}")    # no vocabulary, no checkpoint: not ours
+    with pytest.raises(FileExistsError, match="not ours to replace"):
+        tokenizer.save_pretrained(tmp_path / "notes", overwrite=True)
 
 
 # ---- loading: damaged files refused by name ---------------------------------------------------------------------

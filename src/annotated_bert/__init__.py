@@ -8,4 +8,4 @@ from annotated_bert.pretraining import BertForPreTraining  # noqa: E402
 from annotated_bert.tokenization import BertTokenizer  # noqa: E402
 from annotated_bert.finetune import BertForSequenceClassification  # noqa: E402
 
-modules = ['attention', 'checkpoints', 'config', 'corpus', 'data', 'embeddings', 'encoder', 'evaluation', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'transfer', 'viz']
+modules = ['attention', 'checkpoints', 'config', 'corpus', 'data', 'embeddings', 'encoder', 'evaluation', 'files', 'finetune', 'model', 'pretrain', 'pretrained', 'pretraining', 'tokenization', 'training', 'transfer', 'viz']

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from annotated_bert.checkpoints import check_output_directory
 from annotated_bert.corpus import HELD_OUT_PLAYS, load_shakespeare, read_bert_format, split_by_play
 from annotated_bert.evaluation import held_out_report
+from annotated_bert.files import check_output_directory
 from annotated_bert.tokenization import BOOK_VOCABULARY
 from annotated_bert.tokenization import BertTokenizer
 from annotated_bert.training import TrainingConfig

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from annotated_bert.files import writing_directory
+
 
 # ---- chapters/05_tokenization.py ----------------------------------------------------
 
@@ -212,18 +214,17 @@ class BertTokenizer:
         return cls(directory / "vocab.txt", do_lower_case=config.get("do_lower_case", True),
                    model_max_length=config.get("model_max_length", 512))
 
-    def save_pretrained(self, directory) -> tuple[Path, Path]:
+    def save_pretrained(self, directory, overwrite: bool = False) -> tuple[Path, Path]:
         """Write vocab.txt and tokenizer_config.json, readable by from_pretrained here and in transformers."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        vocab_path, config_path = directory / "vocab.txt", directory / "tokenizer_config.json"
-        vocab_path.write_text("".join(f"{token}\n" for token in self.ids_to_tokens), encoding="utf-8")
+        names = ("vocab.txt", "tokenizer_config.json")
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "model_max_length": self.model_max_length, "do_basic_tokenize": True,
                   "tokenize_chinese_chars": True, "strip_accents": None, "clean_up_tokenization_spaces": False,
                   **{f"{kind}_token": getattr(self, f"{kind}_token") for kind in ("pad", "unk", "cls", "sep", "mask")}}
-        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        return vocab_path, config_path
+        with writing_directory(directory, overwrite, names) as scratch:
+            (scratch / names[0]).write_text("".join(f"{token}\n" for token in self.ids_to_tokens), encoding="utf-8")
+            (scratch / names[1]).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return Path(directory) / names[0], Path(directory) / names[1]
 
     def __len__(self) -> int:
         return len(self.ids_to_tokens)

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from annotated_bert.checkpoints import check_output_directory, fsync, non_finite
-from annotated_bert.checkpoints import writing_directory
+from annotated_bert.checkpoints import non_finite
 from annotated_bert.checkpoints import read_checkpoint, read_config
 from annotated_bert.config import is_number
 from annotated_bert.data import PretrainingDataset, create_instances
@@ -35,6 +34,8 @@ from annotated_bert.data import collate_pretraining_batch
 from annotated_bert.data import MASK, TrainingInstance, masking_candidates, num_to_predict
 from annotated_bert.data import is_ordinary_token
 from annotated_bert.data import tokenize_documents
+from annotated_bert.files import check_output_directory, fsync
+from annotated_bert.files import writing_directory
 from annotated_bert.model import BertConfig
 from annotated_bert.pretraining import BertForPreTraining
 from annotated_bert.tokenization import BertTokenizer
