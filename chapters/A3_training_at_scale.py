@@ -411,9 +411,9 @@ def save_resume_state(directory, model, optimizer, scheduler, step: int, log: li
     """Everything an exact resume needs: weights, AdamW's moments, the schedule, the step, the log, and what the
     run trains on. (No RNG state: the data and dropout of step s are seeded by s itself.)"""
     weights = unwrap(model).state_dict()
-    if non_finite(weights):
-        raise ValueError(f"step {step}: refusing to save a resume state whose weights are not all finite "
-                         f"({non_finite(weights)})")
+    if non_finite(weights):                          # a last step that spoiled the weights: the run has failed
+        raise FloatingPointError(f"step {step}: refusing to save a resume state whose weights are not all finite "
+                                 f"({non_finite(weights)})")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {"model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
