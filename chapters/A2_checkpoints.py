@@ -73,8 +73,9 @@ def check_sizes(config: BertConfig) -> None:
 
 # %% [markdown]
 # Then the other settings: probabilities in $[0, 1)$, a finite positive LayerNorm epsilon, an initialisation spread
-# in $[0, 1]$ (BERT's is 0.02; weights drawn with a spread of $10^{30}$ overflow to NaN in the first layer), a
-# padding id inside the vocabulary, and only what BERT itself uses (GELU, learned absolute positions).
+# in $[0, 1]$ (BERT's is 0.02; with a spread of $10^{30}$ the squares in the first LayerNorm's variance overflow,
+# and every output is NaN), a padding id inside the vocabulary, and only what BERT itself uses (GELU, learned
+# absolute positions).
 
 # %%
 #| export: config
@@ -705,17 +706,17 @@ def fills_the_disk(tensors, path, metadata=None):
 nan_model = BertModel(small)
 with torch.no_grad():
     nan_model.pooler.dense.bias[0] = float("nan")
-attempts = {"saved again": (BertModel(small), {}), "disk full": (BertModel(small), {"overwrite": True}),
-            "NaN weights": (nan_model, {"overwrite": True})}
+full_disk = mock.patch.object(annotated_bert.checkpoints, "save_file", fills_the_disk)
+working_disk = contextlib.nullcontext()
+attempts = {"saved again": (BertModel(small), False, working_disk),                   # (model, overwrite, disk)
+            "disk full": (BertModel(small), True, full_disk), "NaN weights": (nan_model, True, working_disk)}
 with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
     BertModel(small).save_pretrained("model")
     first = {path.name: path.read_bytes() for path in Path("model").iterdir()}
-    for what, (model, options) in attempts.items():
-        disk = mock.patch.object(annotated_bert.checkpoints, "save_file", fills_the_disk) \
-            if what == "disk full" else contextlib.nullcontext()
+    for what, (model, overwrite, disk) in attempts.items():
         try:
             with disk:
-                model.save_pretrained("model", **options)
+                model.save_pretrained("model", overwrite=overwrite)
         except (OSError, ValueError) as error:
             print(f"{what}: {type(error).__name__}: {error}")
     assert {path.name: path.read_bytes() for path in Path("model").iterdir()} == first
